@@ -1,0 +1,33 @@
+# One entry point for people and CI. `make demo` and `make test` set up .venv
+# on first use (Python 3.11, the CPU build of torch) and then run.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+EXTRAS ?= bmi,t2i,dev
+PYTEST_ARGS ?= -n 2
+
+.PHONY: setup demo test lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: setup
+	$(BIN)/python -m miest.demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,22 @@
+"""miest: neural mutual information estimators, in nats.
+
+>>> import miest
+>>> est = miest.estimator("rfmi", seed=0)
+>>> mi = est.estimate(x, y)            # x (n, dx), y (n, dy)
+>>> values = est.pointwise()           # (n_test,) per-sample values, mean = mi
+"""
+
+from miest.interface import EstimateResult, MIEstimator
+from miest.pointwise import pointwise, register_pointwise
+from miest.registry import ESTIMATORS, available, estimator
+
+__all__ = [
+    "ESTIMATORS",
+    "EstimateResult",
+    "MIEstimator",
+    "available",
+    "estimator",
+    "pointwise",
+    "register_pointwise",
+]
+__version__ = "0.1.0"

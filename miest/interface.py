@@ -1,0 +1,208 @@
+"""The one estimator interface (scikit-learn manners, ``bmi``-compatible).
+
+Hyper-parameters are constructor keywords (dataclass fields with documented
+defaults); ``fit`` learns; results are plain floats and arrays; fitted state ends
+in ``_``. Every estimator also satisfies ``bmi``'s ``IMutualInformationPointEstimator``
+(``estimate``, ``estimate_with_info``, ``parameters``) by duck typing, so ``bmi``'s
+workflows run it unchanged, and ``miest`` itself never imports ``bmi`` or ``jax``.
+
+All MI values are in nats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from miest.data import PREPROCESSORS, check_not_constant, check_pair, split
+from miest.training import LossFn, TrainingLog, train
+
+
+@dataclass
+class EstimateResult:
+    """What ``estimate_with_info`` returns; the fields of ``bmi.interface.EstimateResult``."""
+
+    mi_estimate: float
+    time_in_seconds: float | None = None
+    additional_information: dict = field(default_factory=dict)
+
+
+class Parameters(dict):
+    """Hyper-parameters as a dict; ``.dict()`` is what ``bmi``'s pydantic models offer."""
+
+    def dict(self) -> dict:
+        return dict(self)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's global RNG seeded, restoring it afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclass(kw_only=True, eq=False)
+class MIEstimator(ABC):
+    """Base of every ``miest`` estimator.
+
+    Common hyper-parameters:
+        seed: seeds the split, initialisation, training and Monte Carlo draws.
+        test_size: fraction of rows held out for early stopping and estimation.
+        preprocess: ``"rank-gauss"`` (per-column Gaussian copula, MI-preserving, robust
+            to heavy tails) or ``"standardize"`` (per-column z-score).
+        steps: maximum optimiser steps (early stopping usually ends sooner).
+        batch_size, lr: Adam mini-batch size and learning rate.
+        hidden, depth: width and number of residual blocks of the networks.
+        eval_every, patience: held-out loss every ``eval_every`` steps; stop after
+            ``patience`` evaluations without improvement.
+        ema_decay: decay of the exponential moving average of the weights.
+        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        progress: show progress bars.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    min_samples: ClassVar[int] = 20
+
+    seed: int = 0
+    test_size: float = 0.3
+    preprocess: Literal["rank-gauss", "standardize"] = "rank-gauss"
+    steps: int = 4000
+    batch_size: int = 256
+    lr: float = 2e-3
+    hidden: int = 128
+    depth: int = 2
+    eval_every: int = 200
+    patience: int = 6
+    ema_decay: float = 0.995
+    device: str = "cpu"
+    progress: bool = False
+
+    def __post_init__(self):
+        if self.preprocess not in PREPROCESSORS:
+            raise ValueError(
+                f"preprocess must be one of {sorted(PREPROCESSORS)}, got {self.preprocess!r}"
+            )
+        for name in ("steps", "batch_size", "hidden", "depth", "eval_every", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    # -- the public interface -------------------------------------------------
+
+    def fit(self, x, y) -> MIEstimator:
+        """Learn from paired samples ``x`` (n, dx), ``y`` (n, dy); returns ``self``."""
+        x, y = check_pair(x, y, self.min_samples)
+        check_not_constant(x, "x")
+        check_not_constant(y, "y")
+        train_rows, test_rows = split(len(x), self.test_size, self.seed)
+        self.x_map_ = PREPROCESSORS[self.preprocess](x[train_rows])
+        self.y_map_ = PREPROCESSORS[self.preprocess](y[train_rows])
+        x_train, y_train = self._tensors(x[train_rows], y[train_rows])
+        self.held_out_ = self._tensors(x[test_rows], y[test_rows])
+        with seeded(self.seed):
+            self.log_ = self._fit(x_train, y_train, *self.held_out_)
+        return self
+
+    def pointwise(self, x=None, y=None, form: str | None = None) -> np.ndarray:
+        """Per-sample values (n,) in nats whose mean is the MI estimate.
+
+        Without arguments: the held-out pairs of ``fit``. ``form`` chooses the
+        point-wise quantity where the method has several (diffusion/flow estimators:
+        ``"orthogonal"`` or ``"mmse-gap"``).
+        """
+        self._check_fitted()
+        if x is None and y is None:
+            x_t, y_t = self.held_out_
+        elif x is None or y is None:
+            raise ValueError("give both x and y, or neither (to use the held-out pairs)")
+        else:
+            x_t, y_t = self._tensors(*check_pair(x, y, 1))
+        return self._pointwise(x_t, y_t, form)
+
+    def mutual_information(self, x=None, y=None) -> float:
+        """MI estimate (nats) on ``(x, y)``, by default the held-out pairs of ``fit``."""
+        return float(np.mean(self.pointwise(x, y)))
+
+    def estimate(self, x, y) -> float:
+        """Fit on a split of ``(x, y)`` and return the held-out MI estimate, in nats."""
+        return self.fit(x, y).mutual_information()
+
+    def estimate_with_info(self, x, y) -> EstimateResult:
+        """``estimate`` plus training curves, timings and the held-out standard error."""
+        start = time.perf_counter()
+        self.fit(x, y)
+        fitted = time.perf_counter()
+        values = self.pointwise()
+        end = time.perf_counter()
+        return EstimateResult(
+            mi_estimate=float(np.mean(values)),
+            time_in_seconds=end - start,
+            additional_information={
+                "estimator": self.name,
+                "standard_error": float(np.std(values, ddof=1) / np.sqrt(len(values))),
+                "n_train": len(x) - len(values),
+                "n_test": len(values),
+                "fit_seconds": fitted - start,
+                "estimate_seconds": end - fitted,
+                "training": self.log_.as_dict(),
+            },
+        )
+
+    def parameters(self) -> Parameters:
+        """The hyper-parameters (constructor arguments)."""
+        return Parameters({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    # -- what a method implements ---------------------------------------------
+
+    @abstractmethod
+    def _fit(self, x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor) -> TrainingLog:
+        """Train on preprocessed tensors; the held-out pair is for early stopping."""
+
+    @abstractmethod
+    def _pointwise(self, x: Tensor, y: Tensor, form: str | None) -> np.ndarray:
+        """Per-sample values (n,) on preprocessed tensors."""
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
+        x, y = self.x_map_(x), self.y_map_(y)
+        return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "log_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(x, y) first")
+
+    def _train(
+        self, net: torch.nn.Module, loss_fn: LossFn, data: tuple, held_out: tuple
+    ) -> TrainingLog:
+        """``miest.training.train`` with this estimator's optimisation hyper-parameters."""
+        return train(
+            net,
+            loss_fn,
+            data,
+            held_out,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+            eval_every=self.eval_every,
+            patience=self.patience,
+            ema_decay=self.ema_decay,
+            progress=self.progress,
+            desc=self.name,
+        )
+
+    def _generator(self, offset: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + offset)

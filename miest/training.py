@@ -1,0 +1,116 @@
+"""One training loop for every estimator: Adam, EMA weights, early stopping, seeding.
+
+``loss_fn(model, batch, generator) -> scalar`` defines the method; ``batch`` is a
+tuple of tensors (rows of the training arrays) and ``generator`` the only source of
+randomness, so the same seed gives the same weights. The held-out loss is computed
+with the EMA weights and a fixed generator, so evaluations are comparable; the best
+EMA weights are loaded into ``model`` at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+LossFn = Callable[[nn.Module, tuple[Tensor, ...], torch.Generator], Tensor]
+
+
+@dataclass
+class TrainingLog:
+    """Training curves: losses at each evaluation step, best step, seconds."""
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_step: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module, loss_fn: LossFn, data: tuple[Tensor, ...], seed: int, chunk: int = 4096
+) -> float:
+    """Mean loss over ``data`` with a generator seeded by ``seed`` (same noise every call)."""
+    generator = torch.Generator().manual_seed(seed)
+    n = data[0].shape[0]
+    total = 0.0
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        total += float(loss_fn(model, tuple(a[rows] for a in data), generator)) * (
+            rows.stop - start
+        )
+    return total / n
+
+
+def train(
+    model: nn.Module,
+    loss_fn: LossFn,
+    train_data: tuple[Tensor, ...],
+    val_data: tuple[Tensor, ...],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    eval_every: int = 200,
+    patience: int = 8,
+    ema_decay: float = 0.995,
+    progress: bool = False,
+    desc: str = "training",
+) -> TrainingLog:
+    """Train ``model`` in place; stop after ``patience`` evaluations without a better held-out
+    loss. Returns the curves. ``steps`` is the maximum number of optimiser steps."""
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
+    n = train_data[0].shape[0]
+    batch_size = min(batch_size, n)
+    log = TrainingLog()
+    best_loss, best_state, bad_evals, running = float("inf"), None, 0, []
+    start = time.perf_counter()
+    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        rows = torch.randint(n, (batch_size,), generator=generator)
+        loss = loss_fn(model, tuple(a[rows] for a in train_data), generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{desc}: loss became {float(loss)} at step {step}; lower lr")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        ema.update_parameters(model)
+        running.append(float(loss.detach()))
+        if step % eval_every and step != steps:
+            continue
+        val = evaluate_loss(ema.module, loss_fn, val_data, seed + 1)
+        log.steps.append(step)
+        log.train_loss.append(sum(running) / len(running))
+        log.val_loss.append(val)
+        running = []
+        bar.set_postfix(train=f"{log.train_loss[-1]:.4f}", val=f"{val:.4f}")
+        if val < best_loss:
+            best_loss, best_state, bad_evals, log.best_step = (
+                val,
+                copy.deepcopy(ema.module.state_dict()),
+                0,
+                step,
+            )
+        else:
+            bad_evals += 1
+            if bad_evals >= patience:
+                log.stopped_early = True
+                break
+    bar.close()
+    model.load_state_dict(best_state)
+    log.seconds = time.perf_counter() - start
+    return log

@@ -1,0 +1,136 @@
+"""The estimator interface: names, bad input, seeding, bmi compatibility. Quick settings only."""
+
+import numpy as np
+import pytest
+import torch
+
+import miest
+from miest.gaussian import GaussianPair
+
+RNG = np.random.default_rng(0)
+NAMES = ["minde-c", "minde-j", "rfmi", "mine", "infonce", "nwj"]
+QUICK = {"steps": 60, "eval_every": 30, "batch_size": 64, "hidden": 16}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return GaussianPair.from_correlations([0.8], 2, 1, seed=0).sample(300, seed=0)
+
+
+def quick(name, **kw):
+    extra = {"n_draws": 2} if name in ("minde-c", "minde-j", "rfmi") else {}
+    return miest.estimator(name, **QUICK, **extra, **kw)
+
+
+def test_available_lists_the_six_estimators():
+    assert sorted(miest.available()) == sorted(NAMES)
+    assert all(isinstance(text, str) and text for text in miest.available().values())
+
+
+def test_unknown_estimator_and_hyperparameter_are_clear_errors():
+    with pytest.raises(ValueError, match=r"unknown estimator 'ksg'.*available"):
+        miest.estimator("ksg")
+    with pytest.raises(TypeError, match=r"rfmi.*learning_rate"):
+        miest.estimator("rfmi", learning_rate=0.1)
+    with pytest.raises(ValueError, match="time sampler"):
+        miest.estimator("minde-c", time_sampler="beta")
+    with pytest.raises(ValueError, match="steps must be a positive"):
+        miest.estimator("mine", steps=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_interface_round_trip(name, sample):
+    x, y = sample
+    est = quick(name, seed=1)
+    assert est.fit(x, y) is est
+    values = est.pointwise()
+    assert values.shape == (90,) and np.isfinite(values).all()
+    assert est.mutual_information() == pytest.approx(values.mean())
+    new = est.pointwise(x[:7], y[:7])
+    assert new.shape == (7,)
+    result = est.estimate_with_info(x, y)
+    assert result.mi_estimate == pytest.approx(est.mutual_information())
+    info = result.additional_information
+    assert info["n_test"] == 90 and info["training"]["steps"] and result.time_in_seconds > 0
+    assert est.parameters()["seed"] == 1 and est.parameters().dict()["steps"] == 60
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_number_other_seed_other_number(name, sample):
+    x, y = sample
+    a, b = quick(name, seed=3).estimate(x, y), quick(name, seed=3).estimate(x, y)
+    assert a == b
+    assert quick(name, seed=4).estimate(x, y) != a
+
+
+def test_accepts_torch_one_dimensional_and_integer_input(sample):
+    x, y = sample
+    est = quick("mine")
+    from_numpy = est.estimate(x[:, 0], y[:, 0])
+    from_torch = est.estimate(torch.tensor(x[:, 0]), torch.tensor(y[:, 0]))
+    assert from_numpy == from_torch
+    assert np.isfinite(est.estimate(np.arange(300), np.arange(300) % 7 + np.arange(300)))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "error", "match"),
+    [
+        (np.zeros((100, 2)) + np.arange(2), RNG.random(100, 1), ValueError, "constant columns"),
+        (RNG.random(100, 2), RNG.random(90, 1), ValueError, "x has 100 rows, y has 90"),
+        (RNG.random(10, 2), RNG.random(10, 1), ValueError, "too few samples"),
+        (np.full((100, 2), np.nan), RNG.random(100, 1), ValueError, "NaN/inf"),
+        (RNG.random(100, 2), np.r_[RNG.random(99), np.inf], ValueError, r"y has 1 NaN/inf.*\[99\]"),
+        (np.array([["a", "b"]] * 100), RNG.random(100, 1), TypeError, "real numbers"),
+        (RNG.random(100, 2) > 0.5, RNG.random(100, 1), TypeError, "dtype bool"),
+        (RNG.random(100, 2, 2), RNG.random(100, 1), ValueError, r"shape \(n,\) or \(n, d\)"),
+        (RNG.random(100, 0), RNG.random(100, 1), ValueError, "no columns"),
+    ],
+)
+def test_bad_input_is_named(x, y, error, match):
+    with pytest.raises(error, match=match):
+        quick("infonce").fit(x, y)
+
+
+def test_using_before_fit_and_mismatched_columns_are_clear(sample):
+    x, y = sample
+    with pytest.raises(RuntimeError, match="not fitted"):
+        quick("rfmi").pointwise()
+    est = quick("rfmi").fit(x, y)
+    with pytest.raises(ValueError, match="expected 2 columns, got 3"):
+        est.pointwise(RNG.random(5, 3), y[:5])
+    with pytest.raises(ValueError, match="both x and y"):
+        est.pointwise(x[:5])
+    with pytest.raises(ValueError, match="form"):
+        est.pointwise(form="dv")
+
+
+def test_diffusion_estimators_offer_both_pointwise_forms(sample):
+    x, y = sample
+    est = quick("minde-c").fit(x, y)
+    result = est.integrate(x[:50], y[:50])
+    assert np.array_equal(est.pointwise(x[:50], y[:50]), result.orthogonal)
+    assert np.array_equal(est.pointwise(x[:50], y[:50], form="mmse-gap"), result.mmse_gap)
+    assert (result.orthogonal >= 0).all() and result.orthogonal_se.shape == (50,)
+    with pytest.raises(ValueError, match="one point-wise form"):
+        quick("mine").fit(x, y).pointwise(form="mmse-gap")
+
+
+def test_miest_pointwise_dispatches_and_rejects_unknown_models(sample):
+    x, y = sample
+    est = quick("nwj").fit(x, y)
+    assert np.array_equal(miest.pointwise(est, x[:5], y[:5]), est.pointwise(x[:5], y[:5]))
+    with pytest.raises(TypeError, match="no point-wise MI handler for str"):
+        miest.pointwise("model-dir", "a prompt", None)
+
+
+def test_runs_unchanged_inside_bmis_own_workflow(tmp_path, sample):
+    bmi = pytest.importorskip("bmi")
+    from bmi.benchmark.result import run_estimator
+
+    x, y = sample
+    path = tmp_path / "sample.csv"
+    bmi.utils.save_sample(path, x, y)
+    result = run_estimator(quick("rfmi"), "miest-rfmi", path, task_id="gauss", seed=0)
+    assert result.success, result.additional_information.get("error")
+    assert np.isfinite(result.mi_estimate)
+    assert "training" in result.additional_information
