@@ -122,12 +122,14 @@ def main(argv: list[str] | None = None) -> None:
     frame["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
     write_atomically(frame, args.out / "results.csv")
     plot(frame, args.out / "estimates.png")
-    table = frame.pivot(index="estimator", columns="task", values="estimate")
-    table.loc["TRUE MI"] = frame.groupby("task").true_mi.first()
-    with pd.option_context("display.width", 200, "display.precision", 3):
-        print(table)
-        print("\nseconds per task:")
-        print(frame.pivot(index="estimator", columns="task", values="seconds").round(1))
+    short = {task: f"T{i + 1}" for i, task in enumerate(dict.fromkeys(frame.task))}
+    frame_short = frame.assign(task=frame.task.map(short))
+    table = frame_short.pivot(index="estimator", columns="task", values="estimate")
+    table.loc["TRUE MI"] = frame_short.groupby("task").true_mi.first()
+    seconds = frame_short.pivot(index="estimator", columns="task", values="seconds")
+    print("\n".join(f"{code}: {task}" for task, code in short.items()))
+    print("\nestimates (nats):\n" + table.to_string(float_format="%.3f"))
+    print("\nwall seconds:\n" + seconds.to_string(float_format="%.1f"))
     print(f"\nwrote {args.out / 'results.csv'} and {args.out / 'estimates.png'}")
 
 

@@ -82,8 +82,8 @@ class JointDenoiser(nn.Module):
     """MINDE-J's network over ``z = (x, y)`` with one time and one role per variable.
 
     Roles per variable: 0 = diffused at its time, 1 = clean (a condition),
-    2 = absent (marginalised: its input is zeroed). Outputs noise predictions for all
-    of ``z``; only diffused coordinates are meaningful.
+    2 = absent (marginalised: its input is zeroed). Outputs predictions (in the
+    estimator's parametrisation) for all of ``z``; only diffused coordinates are meaningful.
     """
 
     def __init__(

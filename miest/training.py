@@ -39,18 +39,28 @@ class TrainingLog:
 
 @torch.no_grad()
 def evaluate_loss(
-    model: nn.Module, loss_fn: LossFn, data: tuple[Tensor, ...], seed: int, chunk: int = 4096
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: tuple[Tensor, ...],
+    seed: int,
+    min_rows: int = 8192,
+    chunk: int = 4096,
 ) -> float:
-    """Mean loss over ``data`` with a generator seeded by ``seed`` (same noise every call)."""
+    """Mean loss over ``data`` with a generator seeded by ``seed`` (same noise every call).
+
+    Small held-out sets are repeated up to ``min_rows`` rows, so noisy objectives
+    (diffusion losses draw a time and a noise per row) average several draws per row.
+    """
     generator = torch.Generator().manual_seed(seed)
     n = data[0].shape[0]
+    repeats = max(1, -(-min_rows // n))
     total = 0.0
-    for start in range(0, n, chunk):
-        rows = slice(start, min(start + chunk, n))
-        total += float(loss_fn(model, tuple(a[rows] for a in data), generator)) * (
-            rows.stop - start
-        )
-    return total / n
+    for _ in range(repeats):
+        for start in range(0, n, chunk):
+            rows = slice(start, min(start + chunk, n))
+            batch = tuple(a[rows] for a in data)
+            total += float(loss_fn(model, batch, generator)) * (rows.stop - start)
+    return total / (n * repeats)
 
 
 def train(

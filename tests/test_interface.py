@@ -75,15 +75,20 @@ def test_accepts_torch_one_dimensional_and_integer_input(sample):
 @pytest.mark.parametrize(
     ("x", "y", "error", "match"),
     [
-        (np.zeros((100, 2)) + np.arange(2), RNG.random(100, 1), ValueError, "constant columns"),
-        (RNG.random(100, 2), RNG.random(90, 1), ValueError, "x has 100 rows, y has 90"),
-        (RNG.random(10, 2), RNG.random(10, 1), ValueError, "too few samples"),
-        (np.full((100, 2), np.nan), RNG.random(100, 1), ValueError, "NaN/inf"),
-        (RNG.random(100, 2), np.r_[RNG.random(99), np.inf], ValueError, r"y has 1 NaN/inf.*\[99\]"),
-        (np.array([["a", "b"]] * 100), RNG.random(100, 1), TypeError, "real numbers"),
-        (RNG.random(100, 2) > 0.5, RNG.random(100, 1), TypeError, "dtype bool"),
-        (RNG.random(100, 2, 2), RNG.random(100, 1), ValueError, r"shape \(n,\) or \(n, d\)"),
-        (RNG.random(100, 0), RNG.random(100, 1), ValueError, "no columns"),
+        (np.zeros((100, 2)) + np.arange(2), RNG.random((100, 1)), ValueError, "constant columns"),
+        (RNG.random((100, 2)), RNG.random((90, 1)), ValueError, "x has 100 rows, y has 90"),
+        (RNG.random((10, 2)), RNG.random((10, 1)), ValueError, "too few samples"),
+        (np.full((100, 2), np.nan), RNG.random((100, 1)), ValueError, "NaN/inf"),
+        (
+            RNG.random((100, 2)),
+            np.r_[RNG.random(99), np.inf],
+            ValueError,
+            r"y has 1 NaN/inf.*\[99\]",
+        ),
+        (np.array([["a", "b"]] * 100), RNG.random((100, 1)), TypeError, "real numbers"),
+        (RNG.random((100, 2)) > 0.5, RNG.random((100, 1)), TypeError, "dtype bool"),
+        (RNG.random((100, 2, 2)), RNG.random((100, 1)), ValueError, r"shape \(n,\) or \(n, d\)"),
+        (RNG.random((100, 0)), RNG.random((100, 1)), ValueError, "no columns"),
     ],
 )
 def test_bad_input_is_named(x, y, error, match):
@@ -97,7 +102,7 @@ def test_using_before_fit_and_mismatched_columns_are_clear(sample):
         quick("rfmi").pointwise()
     est = quick("rfmi").fit(x, y)
     with pytest.raises(ValueError, match="expected 2 columns, got 3"):
-        est.pointwise(RNG.random(5, 3), y[:5])
+        est.pointwise(RNG.random((5, 3)), y[:5])
     with pytest.raises(ValueError, match="both x and y"):
         est.pointwise(x[:5])
     with pytest.raises(ValueError, match="form"):

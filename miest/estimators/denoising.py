@@ -146,11 +146,19 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
 
 @dataclass(kw_only=True, eq=False)
 class MINDEC(ConditionalDenoiserEstimator):
-    """MINDE-C (Franzese et al., ICLR 2024): conditional VP diffusion, eps-prediction,
-    MINDE's importance sampling (uniform in log-SNR)."""
+    """MINDE-C (Franzese et al., ICLR 2024): conditional VP diffusion, MI integrated with
+    MINDE's importance sampling (uniform in log-SNR).
+
+    The network predicts ``v`` by default (``parametrisation="eps"`` is the paper's
+    choice): the integral is the same after conversion, and ``v`` is better conditioned
+    near the data end, where the MI integrand lives (measured: on
+    ``student-identity-2-2-1`` at n = 5,000, 0.37 with ``v`` against 0.32 with ``eps``;
+    truth 0.43).
+    """
 
     name = "minde-c"
-    description = "MINDE-C: conditional VP diffusion (eps), MI = 1/2 ∫ E||eps_c - eps_u||² dλ"
+    description = "MINDE-C: conditional VP diffusion, MI = 1/2 ∫ E||eps_c - eps_u||² dλ"
+    parametrisation: Literal["eps", "v", "velocity"] = "v"
 
 
 @dataclass(kw_only=True, eq=False)
