@@ -1,13 +1,13 @@
-# One entry point for people and CI. `make demo` and `make test` set up .venv
+# One entry point for people and CI. `make bench` and `make test` set up .venv
 # on first use (Python 3.11, the CPU build of torch) and then run.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
-EXTRAS ?= bmi,t2i,dev
+EXTRAS ?= bench,t2i,dev
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test lint clean
+.PHONY: setup bench test lint clean
 
 setup: $(VENV)/.installed
 
@@ -18,8 +18,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
-demo: setup
-	$(BIN)/python -m miest.demo
+bench: setup
+	$(BIN)/miest-bench run --suite quick --jobs 2
 
 test: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,58 @@
+"""``miest-bench``: run benchmark suites and write their reports.
+
+miest-bench list
+miest-bench run --suite quick [--jobs 2] [--out results]   # resumable; then reports
+miest-bench report --suite quick [--out results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks.report import write_report
+from benchmarks.runner import run_suite
+from benchmarks.suites import get_suite
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="miest-bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the suites and their job counts")
+    for name, text in (
+        ("run", "run a suite (cached, resumable), then report"),
+        ("report", "write REPORT.md and plots from a suite's results.csv"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--suite", required=True, help="quick or v1")
+        sub.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+        if name == "run":
+            sub.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+            sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            for name in ("quick", "v1"):
+                suite = get_suite(name)
+                print(f"{name:6s} {len(suite.jobs()):5d} jobs  {suite.description}")
+            return 0
+        suite = get_suite(args.suite)
+        if args.command == "run":
+            frame = run_suite(suite, args.out, workers=args.jobs, progress=not args.no_progress)
+            failed = int((frame.error.fillna("") != "").sum())
+            csv = args.out / suite.name / "results.csv"
+            print(f"{len(frame) - failed} rows in {csv}, {failed} failed")
+        print(f"wrote {write_report(args.out / suite.name, suite.description)}")
+        return 0
+    except (ValueError, FileNotFoundError) as error:
+        print(f"miest-bench: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Estimators a benchmark can run, by name: miest's own and peers behind thin adapters.
+
+Every entry builds an object with ``estimate(x, y) -> float`` (nats) for a seed and
+keyword options. Peer libraries that are not (yet) runnable here are listed in
+``UNAVAILABLE_PEERS`` with the reason, which the report prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import miest
+
+
+def _bmi(class_name: str, **defaults) -> Callable[..., object]:
+    def build(seed: int, **options):
+        import bmi.estimators
+
+        cls = getattr(bmi.estimators, class_name)
+        if "seed" in cls.__init__.__code__.co_varnames:
+            options.setdefault("seed", seed)
+        return cls(**(defaults | options))
+
+    return build
+
+
+def _miest(name: str) -> Callable[..., object]:
+    return lambda seed, **options: miest.estimator(name, seed=seed, **options)
+
+
+BUILDERS: dict[str, tuple[str, Callable[..., object]]] = {
+    **{name: ("miest", _miest(name)) for name in miest.available()},
+    "bmi-ksg": ("bmi", _bmi("KSGEnsembleFirstEstimator", neighborhoods=(5,))),
+    "bmi-cca": ("bmi", _bmi("CCAMutualInformationEstimator")),
+    "bmi-mine": ("bmi", _bmi("MINEEstimator", verbose=False)),
+    "bmi-infonce": ("bmi", _bmi("InfoNCEEstimator", verbose=False)),
+    "bmi-nwj": ("bmi", _bmi("NWJEstimator", verbose=False)),
+    "bmi-dv": ("bmi", _bmi("DonskerVaradhanEstimator", verbose=False)),
+}
+
+UNAVAILABLE_PEERS: dict[str, str] = {
+    "torch-mist": "installs beside the pins (numpy<2); adapter not written yet",
+    "latentmi": "installs beside the pins (numpy<2); adapter not written yet",
+    "diffusion-mi": (
+        "needs torchvision and torchaudio, which do not pair with the CPU torch 2.13 wheel "
+        "this project installs (torch 2.14.1 + torchvision 0.29.1 would); adapter not written yet"
+    ),
+}
+
+
+def library(name: str) -> str:
+    return _lookup(name)[0]
+
+
+def build(name: str, seed: int, **options) -> object:
+    """A fresh estimator ``name`` seeded with ``seed``."""
+    return _lookup(name)[1](seed, **options)
+
+
+def _lookup(name: str) -> tuple[str, Callable[..., object]]:
+    try:
+        return BUILDERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown benchmark estimator {name!r}; known: {sorted(BUILDERS)}"
+        ) from None

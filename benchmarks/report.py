@@ -1,0 +1,213 @@
+"""REPORT.md and plots (PNG and SVG) generated from a suite's ``results.csv``.
+
+A task counts as a success for an estimator when its seed-mean estimate is within
+10% of the truth, or within 0.1 nats when the truth is below 1 nat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.estimators import UNAVAILABLE_PEERS
+from benchmarks.runner import write_atomically
+
+
+def tolerance(truth):
+    """The success band half-width: 0.1 nats below 1 nat of truth, else 10% of it."""
+    return np.maximum(0.1, 0.1 * np.asarray(truth))
+
+
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, n, estimator): mean and std over seeds, success, seconds, memory."""
+    ok = frame[frame.error.fillna("") == ""]
+    grouped = ok.groupby(["task", "n", "estimator", "library"], sort=False)
+    summary = grouped.agg(
+        true_mi=("true_mi", "first"),
+        mean=("estimate", "mean"),
+        std=("estimate", "std"),
+        seeds=("seed", "nunique"),
+        seconds=("seconds", "median"),
+        peak_rss_mb=("peak_rss_mb", "max"),
+    ).reset_index()
+    summary["rel_error"] = (summary["mean"] - summary.true_mi).abs() / summary.true_mi
+    summary["success"] = (summary["mean"] - summary.true_mi).abs() <= tolerance(summary.true_mi)
+    return summary
+
+
+def family(task: str) -> str:
+    """The task family shown in one panel: the id's leading transform or distribution."""
+    return task.split("-")[0]
+
+
+def _figure(path_stem: Path, fig) -> list[str]:
+    fig.tight_layout()
+    names = []
+    for suffix in (".png", ".svg"):
+        fig.savefig(path_stem.with_suffix(suffix), dpi=110)
+        names.append(path_stem.with_suffix(suffix).name)
+    return names
+
+
+def plot_estimates(summary: pd.DataFrame, stem: Path) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    families = sorted({family(t) for t in summary.task})
+    estimators = list(dict.fromkeys(summary.estimator))
+    cols = min(4, len(families))
+    rows = -(-len(families) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(estimators), 2)))
+    for ax, fam in zip(axes.flat, families, strict=False):
+        part = summary[summary.task.map(family) == fam]
+        top = max(part.true_mi.max(), part["mean"].max()) * 1.15 + 0.05
+        grid = np.linspace(0, top, 50)
+        ax.plot(grid, grid, color="black", lw=1)
+        ax.fill_between(
+            grid, grid - tolerance(grid), grid + tolerance(grid), color="green", alpha=0.1
+        )
+        for color, name in zip(colors, estimators, strict=False):
+            mine = part[part.estimator == name]
+            marker = "o" if (mine.library == "miest").all() else "x"
+            ax.errorbar(
+                mine.true_mi,
+                mine["mean"],
+                yerr=mine["std"].fillna(0),
+                fmt=marker,
+                color=color,
+                label=name,
+                ms=5,
+                capsize=2,
+            )
+        ax.set(title=fam, xlabel="true MI (nats)", ylabel="estimate (nats)", xlim=(0, top))
+    for ax in list(axes.flat)[len(families) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, ncol=2)
+    names = _figure(stem, fig)
+    plt.close(fig)
+    return names
+
+
+def plot_heatmap(summary: pd.DataFrame, stem: Path) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    table = summary.pivot_table(index="task", columns="estimator", values="rel_error")
+    table = table[list(dict.fromkeys(summary.estimator))]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * table.shape[1], 1.5 + 0.35 * table.shape[0]))
+    image = ax.imshow(table.to_numpy(), cmap="RdYlGn_r", vmin=0, vmax=0.5, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=7)
+    for (i, j), value in np.ndenumerate(table.to_numpy()):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(image, ax=ax, label="relative error |mean - truth| / truth")
+    names = _figure(stem, fig)
+    plt.close(fig)
+    return names
+
+
+def plot_time_accuracy(summary: pd.DataFrame, stem: Path) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    per = (
+        summary.groupby(["estimator", "library"])
+        .agg(
+            seconds=("seconds", "median"),
+            rel_error=("rel_error", "median"),
+            success=("success", "sum"),
+        )
+        .reset_index()
+    )
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for _, row in per.iterrows():
+        marker = "o" if row.library == "miest" else "x"
+        label = f"{row.estimator} ({row.success})"
+        ax.scatter(row.seconds, row.rel_error, marker=marker, s=50, label=label)
+    ax.set(
+        xscale="log",
+        xlabel="median wall seconds per job",
+        ylabel="median relative error",
+        title="accuracy vs time (successes in brackets)",
+    )
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    names = _figure(stem, fig)
+    plt.close(fig)
+    return names
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, floatfmt=".3f")
+
+
+def write_report(folder: Path, title: str = "") -> Path:
+    """Read ``folder/results.csv``, write plots and ``folder/REPORT.md``; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    csv = folder / "results.csv"
+    if not csv.exists():
+        raise FileNotFoundError(f"no results at {csv}: run the suite first (miest-bench run)")
+    frame = pd.read_csv(csv)
+    failed = frame[frame.error.fillna("") != ""]
+    summary = summarise(frame)
+    if summary.empty:
+        raise ValueError(f"{csv} has no successful rows to report")
+    images = plot_estimates(summary, folder / "estimates")
+    images += plot_heatmap(summary, folder / "heatmap")
+    images += plot_time_accuracy(summary, folder / "time_accuracy")
+
+    summary["estimate"] = summary.apply(
+        lambda r: f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r.seeds > 1 else ""), axis=1
+    )
+    wide = summary.pivot_table(
+        index=["task", "n"], columns="estimator", values="estimate", aggfunc="first"
+    )
+    wide = wide[list(dict.fromkeys(summary.estimator))]
+    truth = summary.groupby(["task", "n"]).true_mi.first().rename("true MI")
+    wide = pd.concat([truth.map("{:.3f}".format), wide], axis=1).reset_index()
+    per = (
+        summary.groupby(["estimator", "library"], sort=False)
+        .agg(
+            successes=("success", "sum"),
+            tasks=("success", "size"),
+            median_rel_error=("rel_error", "median"),
+            median_seconds=("seconds", "median"),
+            max_peak_rss_mb=("peak_rss_mb", "max"),
+        )
+        .reset_index()
+        .sort_values("successes", ascending=False)
+    )
+
+    lines = [
+        f"# Benchmark report: {title or folder.name}",
+        "",
+        f"Generated by `miest-bench report --suite {folder.name}` from `results.csv` "
+        f"({len(frame)} rows, {len(failed)} failed). Estimates in nats (seed mean ± std). "
+        "A task is a success when the mean is within 10% of the truth (0.1 nats below 1 nat).",
+        "",
+        "## Successes and cost per estimator",
+        "",
+        _markdown(per),
+        "",
+        "## Estimates",
+        "",
+        _markdown(wide),
+        "",
+        "## Plots",
+        "",
+        *[f"![{name}]({name})" for name in images if name.endswith(".png")],
+        "",
+        "## Peers not in this run",
+        "",
+        *[f"- `{peer}`: {why}" for peer, why in UNAVAILABLE_PEERS.items()],
+    ]
+    if len(failed):
+        lines += ["", "## Failed jobs", ""]
+        lines += [
+            f"- {r.task} / {r.estimator} / seed {r.seed}: {r.error}" for r in failed.itertuples()
+        ]
+    path = folder / "REPORT.md"
+    write_atomically(path, "\n".join(lines) + "\n")
+    return path

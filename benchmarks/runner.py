@@ -1,0 +1,163 @@
+"""Run a suite: each job is a pure function to one result row, cached on disk.
+
+Layout under ``<out>/<suite>/``: ``cache/<job key>.json`` (one finished row per job,
+written atomically) and ``results.csv`` (all finished rows of the suite, rewritten
+atomically after every job). A rerun skips cached jobs, so an interrupted run resumes
+and a finished job is never recomputed; failed jobs are not cached and are retried.
+
+Each job runs in a fresh worker process (``max_tasks_per_child=1``), so its
+``peak_rss_mb`` is that job's own peak (imports included) and a crash cannot take
+the run down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from importlib.metadata import PackageNotFoundError, version
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from benchmarks.estimators import build, library
+from benchmarks.suites import Job, Suite
+
+COLUMNS = [
+    "task",
+    "dim_x",
+    "dim_y",
+    "true_mi",
+    "estimator",
+    "library",
+    "seed",
+    "n",
+    "estimate",
+    "abs_error",
+    "rel_error",
+    "seconds",
+    "peak_rss_mb",
+    "options",
+    "versions",
+    "machine",
+    "error",
+]
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        f.write(text)
+    os.replace(f.name, path)
+
+
+def _versions() -> str:
+    found = {}
+    for package in ("miest", "torch", "benchmark-mi", "jax"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return json.dumps(found, sort_keys=True)
+
+
+def run_job(job: Job, threads: int | None = None) -> dict:
+    """Sample ``job.task``, estimate with ``job.estimator`` and return the result row."""
+    from bmi.benchmark import BENCHMARK_TASKS
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    row = {"task": job.task, "estimator": job.estimator, "seed": job.seed, "n": job.n}
+    row |= {"library": library(job.estimator), "options": json.dumps(dict(job.options))}
+    row |= {"versions": _versions(), "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    try:
+        task = BENCHMARK_TASKS[job.task]
+    except KeyError:
+        raise ValueError(f"unknown bmi task {job.task!r}") from None
+    x, y = task.sample(job.n, seed=job.seed)
+    estimator = build(job.estimator, job.seed, **dict(job.options))
+    start = time.perf_counter()
+    estimate = float(estimator.estimate(x, y))
+    seconds = time.perf_counter() - start
+    truth = float(task.mutual_information)
+    row |= {"dim_x": task.dim_x, "dim_y": task.dim_y, "true_mi": truth, "estimate": estimate}
+    row |= {"abs_error": abs(estimate - truth), "rel_error": abs(estimate - truth) / truth}
+    row |= {"seconds": seconds, "error": ""}
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
+def _safe_run(job: Job, threads: int | None) -> dict:
+    try:
+        return run_job(job, threads)
+    except Exception as error:  # a failed job is a row with its message, not a dead run
+        return {
+            "task": job.task,
+            "estimator": job.estimator,
+            "seed": job.seed,
+            "n": job.n,
+            "estimate": np.nan,
+            "error": f"{type(error).__name__}: {error}",
+        }
+
+
+def cached_rows(cache: Path, jobs: Iterable[Job]) -> list[dict]:
+    rows = []
+    for job in jobs:
+        path = cache / f"{job.key}.json"
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = frame.sort_values(["task", "estimator", "n", "seed"], kind="stable")
+    write_atomically(path, frame.to_csv(index=False))
+    return frame
+
+
+def run_suite(
+    suite: Suite, out: Path = Path("results"), workers: int = 1, progress: bool = True
+) -> pd.DataFrame:
+    """Run the jobs of ``suite`` that are not cached yet; return all finished rows.
+
+    ``workers`` processes run jobs in parallel, each with ``cpus // workers`` torch
+    threads. Failed jobs are reported (``error`` column) and retried on the next run.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    folder = out / suite.name
+    cache = folder / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    jobs = suite.jobs()
+    todo = [job for job in jobs if not (cache / f"{job.key}.json").exists()]
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    failed: list[dict] = []
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), max_tasks_per_child=1
+    ) as pool:
+        futures = {pool.submit(_safe_run, job, threads): job for job in todo}
+        bar = tqdm(
+            as_completed(futures), total=len(todo), desc=f"suite {suite.name}", disable=not progress
+        )
+        for future in bar:
+            job, row = futures[future], future.result()
+            if row["error"]:
+                failed.append(row)
+                bar.write(f"FAILED {job.key}: {row['error']}")
+            else:
+                write_atomically(cache / f"{job.key}.json", json.dumps(row))
+            _write_csv(folder / "results.csv", cached_rows(cache, jobs) + failed)
+    return _write_csv(folder / "results.csv", cached_rows(cache, jobs) + failed)

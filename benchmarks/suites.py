@@ -1,0 +1,91 @@
+"""Suites: named lists of jobs (task x estimator x seed x sample size)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from benchmarks.estimators import BUILDERS
+
+MIEST = ["minde-c", "minde-j", "rfmi", "mine", "infonce", "nwj"]
+BMI_PEERS = ["bmi-ksg", "bmi-cca", "bmi-mine", "bmi-infonce", "bmi-nwj", "bmi-dv"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One benchmark run; a pure function of these fields (see ``benchmarks.runner``)."""
+
+    task: str
+    estimator: str
+    seed: int
+    n: int
+    options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """A stable file-name-safe identity, used as the cache key."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return f"{self.task}__{self.estimator}__s{self.seed}__n{self.n}__{digest}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Every combination of ``tasks x estimators x seeds x sizes``; ``options`` per estimator."""
+
+    name: str
+    description: str
+    tasks: tuple[str, ...]
+    estimators: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    sizes: tuple[int, ...] = (5000,)
+    options: dict[str, dict] = field(default_factory=dict)
+
+    def jobs(self) -> list[Job]:
+        unknown = set(self.estimators) - set(BUILDERS)
+        if unknown:
+            raise ValueError(f"suite {self.name!r} names unknown estimators {sorted(unknown)}")
+        return [
+            Job(task, est, seed, n, tuple(sorted(self.options.get(est, {}).items())))
+            for task in self.tasks
+            for n in self.sizes
+            for seed in self.seeds
+            for est in self.estimators
+        ]
+
+
+def _v1_tasks() -> tuple[str, ...]:
+    from bmi.benchmark import BENCHMARK_TASKS
+
+    return tuple(BENCHMARK_TASKS)
+
+
+QUICK = Suite(
+    name="quick",
+    description="five bmi tasks, every miest estimator and bmi's six, one seed, n = 5,000",
+    tasks=(
+        "1v1-normal-0.75",
+        "multinormal-dense-5-5-0.5",
+        "student-identity-2-2-1",
+        "half_cube-multinormal-sparse-3-3-2-2.0",
+        "spiral-multinormal-sparse-3-3-2-2.0",
+    ),
+    estimators=(*MIEST, *BMI_PEERS),
+)
+
+
+def get_suite(name: str) -> Suite:
+    """A suite by name: ``quick`` or ``v1`` (all 40 bmi v1 tasks, n 5,000 and 10,000, 3 seeds)."""
+    if name == "quick":
+        return QUICK
+    if name == "v1":
+        return Suite(
+            name="v1",
+            description="all 40 bmi v1 tasks, n = 5,000 and 10,000, seeds 0-2, every estimator",
+            tasks=_v1_tasks(),
+            estimators=(*MIEST, *BMI_PEERS),
+            seeds=(0, 1, 2),
+            sizes=(5000, 10000),
+        )
+    raise ValueError(f"unknown suite {name!r}; known: ['quick', 'v1']")

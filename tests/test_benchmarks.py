@@ -1,0 +1,96 @@
+"""The benchmark runner: jobs, caching and resume, atomic CSV, failures, report, CLI."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmarks import runner
+from benchmarks.cli import main
+from benchmarks.estimators import build
+from benchmarks.report import tolerance, write_report
+from benchmarks.suites import Job, Suite, get_suite
+
+pytest.importorskip("bmi")
+
+TINY = {"steps": 40, "eval_every": 20, "batch_size": 64, "hidden": 16}
+
+
+def tiny_suite(estimators=("mine", "bmi-ksg")):
+    return Suite(
+        name="tiny",
+        description="test suite",
+        tasks=("1v1-normal-0.75",),
+        estimators=estimators,
+        seeds=(0, 1),
+        sizes=(400,),
+        options={"mine": TINY},
+    )
+
+
+def test_job_keys_are_stable_and_distinct():
+    jobs = tiny_suite().jobs()
+    assert len(jobs) == 4 and len({j.key for j in jobs}) == 4
+    assert Job("t", "mine", 0, 10).key == Job("t", "mine", 0, 10).key
+    assert Job("t", "mine", 0, 10).key != Job("t", "mine", 0, 10, (("steps", 5),)).key
+
+
+def test_suites_know_their_jobs_and_reject_unknown_names():
+    assert len(get_suite("quick").jobs()) == 5 * 12
+    assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 12
+    with pytest.raises(ValueError, match="unknown suite 'huge'"):
+        get_suite("huge")
+    with pytest.raises(ValueError, match="unknown estimators"):
+        tiny_suite(estimators=("mine", "kde")).jobs()
+    with pytest.raises(ValueError, match="unknown benchmark estimator"):
+        build("kde", 0)
+
+
+def test_run_job_row_is_a_pure_function_of_the_job():
+    job = tiny_suite().jobs()[0]
+    a, b = runner.run_job(job), runner.run_job(job)
+    assert a["estimate"] == b["estimate"] and a["true_mi"] == pytest.approx(0.4133, abs=1e-4)
+    assert a["abs_error"] == pytest.approx(abs(a["estimate"] - a["true_mi"]))
+    assert a["peak_rss_mb"] > 0 and json.loads(a["options"]) == TINY
+
+
+def test_run_caches_resumes_and_reports(tmp_path):
+    suite = tiny_suite()
+    frame = runner.run_suite(suite, tmp_path, workers=2, progress=False)
+    assert len(frame) == 4 and (frame.error.fillna("") == "").all()
+    cache = tmp_path / "tiny" / "cache"
+    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert len(stamps) == 4 and not list(cache.glob("*.tmp"))
+    # an interrupted run: one job's result lost -> only that job reruns
+    lost = next(iter(sorted(stamps)))
+    (cache / lost).unlink()
+    again = runner.run_suite(suite, tmp_path, workers=1, progress=False)
+    assert len(again) == 4
+    for path in cache.iterdir():
+        assert (path.stat().st_mtime_ns == stamps[path.name]) == (path.name != lost)
+    on_disk = pd.read_csv(tmp_path / "tiny" / "results.csv")
+    assert sorted(on_disk.estimate) == pytest.approx(sorted(again.estimate), rel=1e-12)
+    report = write_report(tmp_path / "tiny")
+    text = report.read_text()
+    assert "| mine" in text and "torch-mist" in text
+    for name in ("estimates", "heatmap", "time_accuracy"):
+        assert (tmp_path / "tiny" / f"{name}.png").stat().st_size > 1000
+        assert (tmp_path / "tiny" / f"{name}.svg").exists()
+
+
+def test_failed_jobs_are_reported_not_cached(tmp_path):
+    suite = Suite(name="bad", description="", tasks=("no-such-task",), estimators=("bmi-ksg",))
+    frame = runner.run_suite(suite, tmp_path, progress=False)
+    assert "unknown bmi task 'no-such-task'" in frame.error.iloc[0]
+    assert not list((tmp_path / "bad" / "cache").iterdir())
+
+
+def test_tolerance_is_point_one_nat_below_one_nat_then_ten_percent():
+    assert list(tolerance([0.2, 0.99, 1.0, 3.0])) == pytest.approx([0.1, 0.1, 0.1, 0.3])
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["run", "--suite", "huge", "--out", str(tmp_path)]) == 2
+    assert "unknown suite 'huge'" in capsys.readouterr().err
+    assert main(["report", "--suite", "quick", "--out", str(tmp_path)]) == 2
+    assert "run the suite first" in capsys.readouterr().err
