@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks.report import write_report
 from benchmarks.runner import run_suite
-from benchmarks.suites import get_suite
+from benchmarks.suites import SUITES, get_suite
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         ("report", "write REPORT.md and plots from a suite's results.csv"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--suite", required=True, help="quick or v1")
+        sub.add_argument("--suite", required=True, help=", ".join(SUITES))
         sub.add_argument("--out", type=Path, default=Path("results"), help="results folder")
         if name == "run":
             sub.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
-            for name in ("quick", "v1"):
+            for name in SUITES:
                 suite = get_suite(name)
                 print(f"{name:6s} {len(suite.jobs()):5d} jobs  {suite.description}")
             return 0

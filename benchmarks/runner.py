@@ -1,6 +1,6 @@
 """Run a suite: each job is a pure function to one result row, cached on disk.
 
-Layout under ``<out>/<suite>/``: ``cache/<job key>.json`` (one finished row per job,
+Layout under ``<out>/<suite>/``: ``cache/<job key>.json`` (a finished job's rows,
 written atomically) and ``results.csv`` (all finished rows of the suite, rewritten
 atomically after every job). A rerun skips cached jobs, so an interrupted run resumes
 and a finished job is never recomputed; failed jobs are not cached and are retried.
@@ -24,32 +24,21 @@ from importlib.metadata import PackageNotFoundError, version
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from benchmarks.estimators import build, library
+from benchmarks.pointwise import run_pointwise_job
 from benchmarks.suites import Job, Suite
 
-COLUMNS = [
-    "task",
-    "dim_x",
-    "dim_y",
-    "true_mi",
-    "estimator",
-    "library",
-    "seed",
-    "n",
-    "estimate",
-    "abs_error",
-    "rel_error",
-    "seconds",
-    "peak_rss_mb",
-    "options",
-    "versions",
-    "machine",
-    "error",
-]
+KEYS = ["task", "estimator", "library", "seed", "n"]
+RECORD = ["peak_rss_mb", "options", "versions", "machine", "error"]
+MI_RESULTS = ["dim_x", "dim_y", "true_mi", "estimate", "abs_error", "rel_error", "seconds"]
+POINTWISE_RESULTS = ["form", "pearson", "spearman", "mae", "mean_estimate", "mean_exact_pmi"]
+COLUMNS = {
+    "mi": [*KEYS, *MI_RESULTS, *RECORD],
+    "pointwise": [*KEYS, *POINTWISE_RESULTS, "fit_seconds", *RECORD],
+}
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -70,59 +59,69 @@ def _versions() -> str:
     return json.dumps(found, sort_keys=True)
 
 
-def run_job(job: Job, threads: int | None = None) -> dict:
-    """Sample ``job.task``, estimate with ``job.estimator`` and return the result row."""
-    from bmi.benchmark import BENCHMARK_TASKS
-
+def run_job(job: Job, threads: int | None = None) -> list[dict]:
+    """The result rows of ``job`` (one for ``kind="mi"``, one per point-wise form otherwise)."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    row = {"task": job.task, "estimator": job.estimator, "seed": job.seed, "n": job.n}
-    row |= {"library": library(job.estimator), "options": json.dumps(dict(job.options))}
-    row |= {"versions": _versions(), "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    common = {"task": job.task, "estimator": job.estimator, "seed": job.seed, "n": job.n}
+    common |= {"library": library(job.estimator), "options": json.dumps(dict(job.options))}
+    common |= {"versions": _versions(), "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    estimator = build(job.estimator, job.seed, **dict(job.options))
+    if job.kind == "pointwise":
+        rows = run_pointwise_job(job, estimator)
+    elif job.kind == "mi":
+        rows = [_mi_row(job, estimator)]
+    else:
+        raise ValueError(f"unknown job kind {job.kind!r}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return [common | row | {"peak_rss_mb": peak, "error": ""} for row in rows]
+
+
+def _mi_row(job: Job, estimator) -> dict:
+    from bmi.benchmark import BENCHMARK_TASKS
+
     try:
         task = BENCHMARK_TASKS[job.task]
     except KeyError:
         raise ValueError(f"unknown bmi task {job.task!r}") from None
     x, y = task.sample(job.n, seed=job.seed)
-    estimator = build(job.estimator, job.seed, **dict(job.options))
     start = time.perf_counter()
     estimate = float(estimator.estimate(x, y))
     seconds = time.perf_counter() - start
     truth = float(task.mutual_information)
-    row |= {"dim_x": task.dim_x, "dim_y": task.dim_y, "true_mi": truth, "estimate": estimate}
-    row |= {"abs_error": abs(estimate - truth), "rel_error": abs(estimate - truth) / truth}
-    row |= {"seconds": seconds, "error": ""}
-    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return row
+    return {
+        "dim_x": task.dim_x,
+        "dim_y": task.dim_y,
+        "true_mi": truth,
+        "estimate": estimate,
+        "abs_error": abs(estimate - truth),
+        "rel_error": abs(estimate - truth) / truth,
+        "seconds": seconds,
+    }
 
 
-def _safe_run(job: Job, threads: int | None) -> dict:
+def _safe_run(job: Job, threads: int | None) -> list[dict]:
     try:
         return run_job(job, threads)
     except Exception as error:  # a failed job is a row with its message, not a dead run
-        return {
-            "task": job.task,
-            "estimator": job.estimator,
-            "seed": job.seed,
-            "n": job.n,
-            "estimate": np.nan,
-            "error": f"{type(error).__name__}: {error}",
-        }
+        keys = {"task": job.task, "estimator": job.estimator, "seed": job.seed, "n": job.n}
+        return [keys | {"error": f"{type(error).__name__}: {error}"}]
 
 
 def cached_rows(cache: Path, jobs: Iterable[Job]) -> list[dict]:
+    """All cached rows of ``jobs`` (including extra keys such as point-wise scatter data)."""
     rows = []
     for job in jobs:
         path = cache / f"{job.key}.json"
         if path.exists():
-            rows.append(json.loads(path.read_text()))
+            rows.extend(json.loads(path.read_text()))
     return rows
 
 
-def _write_csv(path: Path, rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+def _write_csv(path: Path, rows: list[dict], kind: str) -> pd.DataFrame:
+    frame = pd.DataFrame(rows).reindex(columns=COLUMNS[kind])
     frame = frame.sort_values(["task", "estimator", "n", "seed"], kind="stable")
     write_atomically(path, frame.to_csv(index=False))
     return frame
@@ -153,11 +152,11 @@ def run_suite(
             as_completed(futures), total=len(todo), desc=f"suite {suite.name}", disable=not progress
         )
         for future in bar:
-            job, row = futures[future], future.result()
-            if row["error"]:
-                failed.append(row)
-                bar.write(f"FAILED {job.key}: {row['error']}")
+            job, rows = futures[future], future.result()
+            if rows[0]["error"]:
+                failed.extend(rows)
+                bar.write(f"FAILED {job.key}: {rows[0]['error']}")
             else:
-                write_atomically(cache / f"{job.key}.json", json.dumps(row))
-            _write_csv(folder / "results.csv", cached_rows(cache, jobs) + failed)
-    return _write_csv(folder / "results.csv", cached_rows(cache, jobs) + failed)
+                write_atomically(cache / f"{job.key}.json", json.dumps(rows))
+            _write_csv(folder / "results.csv", cached_rows(cache, jobs) + failed, suite.kind)
+    return _write_csv(folder / "results.csv", cached_rows(cache, jobs) + failed, suite.kind)

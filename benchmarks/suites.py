@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from benchmarks import pointwise
 from benchmarks.estimators import BUILDERS
 
 MIEST = ["minde-c", "minde-j", "rfmi", "mine", "infonce", "nwj"]
@@ -21,6 +22,7 @@ class Job:
     seed: int
     n: int
     options: tuple[tuple[str, object], ...] = ()
+    kind: str = "mi"  # "mi": estimate vs true MI; "pointwise": per-sample values vs exact PMI
 
     @property
     def key(self) -> str:
@@ -32,7 +34,11 @@ class Job:
 
 @dataclass(frozen=True)
 class Suite:
-    """Every combination of ``tasks x estimators x seeds x sizes``; ``options`` per estimator."""
+    """Every combination of ``tasks x estimators x seeds x sizes``; ``options`` per estimator.
+
+    ``kind="mi"`` tasks are bmi benchmark ids; ``kind="pointwise"`` tasks are the
+    distributions of ``benchmarks.pointwise``.
+    """
 
     name: str
     description: str
@@ -41,13 +47,14 @@ class Suite:
     seeds: tuple[int, ...] = (0,)
     sizes: tuple[int, ...] = (5000,)
     options: dict[str, dict] = field(default_factory=dict)
+    kind: str = "mi"
 
     def jobs(self) -> list[Job]:
         unknown = set(self.estimators) - set(BUILDERS)
         if unknown:
             raise ValueError(f"suite {self.name!r} names unknown estimators {sorted(unknown)}")
         return [
-            Job(task, est, seed, n, tuple(sorted(self.options.get(est, {}).items())))
+            Job(task, est, seed, n, tuple(sorted(self.options.get(est, {}).items())), self.kind)
             for task in self.tasks
             for n in self.sizes
             for seed in self.seeds
@@ -75,17 +82,36 @@ QUICK = Suite(
 )
 
 
+POINTWISE = Suite(
+    name="pointwise",
+    description=(
+        "point-wise values vs exact PMI on bmi BMM distributions, n = 5,000, seed 0; "
+        "diffusion/flow estimators with 128 Monte Carlo draws per sample"
+    ),
+    tasks=pointwise.TASKS,
+    estimators=tuple(MIEST),
+    kind="pointwise",
+    options={name: {"n_draws": 128} for name in ("minde-c", "minde-j", "rfmi")},
+)
+
+
+def v1() -> Suite:
+    return Suite(
+        name="v1",
+        description="all 40 bmi v1 tasks, n = 5,000 and 10,000, seeds 0-2, every estimator",
+        tasks=_v1_tasks(),
+        estimators=(*MIEST, *BMI_PEERS),
+        seeds=(0, 1, 2),
+        sizes=(5000, 10000),
+    )
+
+
+SUITES = {"quick": lambda: QUICK, "v1": v1, "pointwise": lambda: POINTWISE}
+
+
 def get_suite(name: str) -> Suite:
-    """A suite by name: ``quick`` or ``v1`` (all 40 bmi v1 tasks, n 5,000 and 10,000, 3 seeds)."""
-    if name == "quick":
-        return QUICK
-    if name == "v1":
-        return Suite(
-            name="v1",
-            description="all 40 bmi v1 tasks, n = 5,000 and 10,000, seeds 0-2, every estimator",
-            tasks=_v1_tasks(),
-            estimators=(*MIEST, *BMI_PEERS),
-            seeds=(0, 1, 2),
-            sizes=(5000, 10000),
-        )
-    raise ValueError(f"unknown suite {name!r}; known: ['quick', 'v1']")
+    """A suite by name (see ``SUITES``)."""
+    try:
+        return SUITES[name]()
+    except KeyError:
+        raise ValueError(f"unknown suite {name!r}; known: {sorted(SUITES)}") from None

@@ -38,6 +38,7 @@ def test_job_keys_are_stable_and_distinct():
 def test_suites_know_their_jobs_and_reject_unknown_names():
     assert len(get_suite("quick").jobs()) == 5 * 12
     assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 12
+    assert {job.kind for job in get_suite("pointwise").jobs()} == {"pointwise"}
     with pytest.raises(ValueError, match="unknown suite 'huge'"):
         get_suite("huge")
     with pytest.raises(ValueError, match="unknown estimators"):
@@ -48,7 +49,7 @@ def test_suites_know_their_jobs_and_reject_unknown_names():
 
 def test_run_job_row_is_a_pure_function_of_the_job():
     job = tiny_suite().jobs()[0]
-    a, b = runner.run_job(job), runner.run_job(job)
+    (a,), (b,) = runner.run_job(job), runner.run_job(job)
     assert a["estimate"] == b["estimate"] and a["true_mi"] == pytest.approx(0.4133, abs=1e-4)
     assert a["abs_error"] == pytest.approx(abs(a["estimate"] - a["true_mi"]))
     assert a["peak_rss_mb"] > 0 and json.loads(a["options"]) == TINY
@@ -83,6 +84,29 @@ def test_failed_jobs_are_reported_not_cached(tmp_path):
     frame = runner.run_suite(suite, tmp_path, progress=False)
     assert "unknown bmi task 'no-such-task'" in frame.error.iloc[0]
     assert not list((tmp_path / "bad" / "cache").iterdir())
+
+
+def test_pointwise_suite_compares_with_exact_pmi(tmp_path):
+    suite = Suite(
+        name="pw",
+        description="",
+        tasks=("xmix-1-1",),
+        estimators=("minde-c", "mine"),
+        sizes=(600,),
+        kind="pointwise",
+        options={"minde-c": TINY | {"n_draws": 2}, "mine": TINY},
+    )
+    frame = runner.run_suite(suite, tmp_path, progress=False)
+    assert sorted(frame.form) == ["critic", "mmse-gap", "orthogonal"]
+    # MI of the X mixture: 0.406 by bmm.monte_carlo_mi_estimate on 200,000 samples
+    assert frame.mean_exact_pmi.iloc[0] == pytest.approx(0.406, abs=0.1)
+    assert frame.pearson.between(-1, 1).all() and (frame.mae >= 0).all()
+    text = write_report(tmp_path / "pw").read_text()
+    assert "Point-wise report" in text and (tmp_path / "pw" / "pmi_scatter.png").exists()
+    with pytest.raises(ValueError, match="unknown point-wise task"):
+        from benchmarks.pointwise import distribution
+
+        distribution("cauchy")
 
 
 def test_tolerance_is_point_one_nat_below_one_nat_then_ten_percent():
