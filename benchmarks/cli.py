@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from benchmarks.report import write_report
-from benchmarks.runner import run_suite
+from benchmarks.runner import dask_executor, run_suite
 from benchmarks.suites import SUITES, get_suite
 
 
@@ -34,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "run":
             sub.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
             sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+            sub.add_argument(
+                "--dask",
+                metavar="ADDRESS",
+                help="run jobs on a Dask cluster: a scheduler address, or 'local' for a "
+                "LocalCluster of --jobs workers (needs the 'cluster' extra)",
+            )
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -43,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         suite = get_suite(args.suite)
         if args.command == "run":
-            frame = run_suite(suite, args.out, workers=args.jobs, progress=not args.no_progress)
+            with dask_executor(args.dask, args.jobs) if args.dask else nullcontext() as executor:
+                frame = run_suite(
+                    suite, args.out, args.jobs, progress=not args.no_progress, executor=executor
+                )
             failed = int((frame.error.fillna("") != "").sum())
             csv = args.out / suite.name / "results.csv"
             print(f"{len(frame) - failed} rows in {csv}, {failed} failed")

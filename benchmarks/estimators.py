@@ -40,7 +40,11 @@ BUILDERS: dict[str, tuple[str, Callable[..., object]]] = {
 
 UNAVAILABLE_PEERS: dict[str, str] = {
     "torch-mist": "installs beside the pins (numpy<2); adapter not written yet",
-    "latentmi": "installs beside the pins (numpy<2); adapter not written yet",
+    "latentmi": (
+        "installs beside the pins (numpy<2); with its defaults (300 epochs, lr 1e-4) one "
+        "n = 5,000 task did not finish in 300 s here (with another run alongside); its "
+        "estimate() returns per-point values in bits (KSG, base 2). Adapter not written yet"
+    ),
     "diffusion-mi": (
         "needs torchvision and torchaudio, which do not pair with the CPU torch 2.13 wheel "
         "this project installs (torch 2.14.1 + torchvision 0.29.1 would); adapter not written yet"

@@ -5,9 +5,11 @@ written atomically) and ``results.csv`` (all finished rows of the suite, rewritt
 atomically after every job). A rerun skips cached jobs, so an interrupted run resumes
 and a finished job is never recomputed; failed jobs are not cached and are retried.
 
-Each job runs in a fresh worker process (``max_tasks_per_child=1``), so its
-``peak_rss_mb`` is that job's own peak (imports included) and a crash cannot take
-the run down.
+By default each job runs in a fresh local worker process (``max_tasks_per_child=1``),
+so its ``peak_rss_mb`` is that job's own peak (imports included) and a crash cannot
+take the run down. Any ``concurrent.futures.Executor`` can run the jobs instead, for
+example a Dask cluster through ``dask_executor`` (there ``peak_rss_mb`` is the peak of
+the long-lived worker process so far, not of the job alone).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import platform
 import resource
 import tempfile
 import time
-from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager, nullcontext
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing import get_context
 from pathlib import Path
@@ -46,6 +49,7 @@ def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
         f.write(text)
+    os.chmod(f.name, 0o644)  # temporary files are created owner-only
     os.replace(f.name, path)
 
 
@@ -127,13 +131,46 @@ def _write_csv(path: Path, rows: list[dict], kind: str) -> pd.DataFrame:
     return frame
 
 
+@contextmanager
+def dask_executor(address: str, workers: int) -> Iterator[Executor]:
+    """A ``concurrent.futures`` executor on a Dask cluster (optional extra ``cluster``).
+
+    ``address="local"`` starts a ``LocalCluster`` of ``workers`` single-threaded worker
+    processes on this machine; any other value is a scheduler address such as
+    ``tcp://host:8786``.
+    """
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    client = Client(cluster if cluster is not None else address)
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _local_pool(workers: int) -> Executor:
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), max_tasks_per_child=1)
+
+
 def run_suite(
-    suite: Suite, out: Path = Path("results"), workers: int = 1, progress: bool = True
+    suite: Suite,
+    out: Path = Path("results"),
+    workers: int = 1,
+    progress: bool = True,
+    executor: Executor | None = None,
 ) -> pd.DataFrame:
     """Run the jobs of ``suite`` that are not cached yet; return all finished rows.
 
-    ``workers`` processes run jobs in parallel, each with ``cpus // workers`` torch
-    threads. Failed jobs are reported (``error`` column) and retried on the next run.
+    ``workers`` jobs run in parallel, each with ``cpus // workers`` torch threads, in
+    fresh local processes unless ``executor`` is given. Failed jobs are reported
+    (``error`` column) and retried on the next run.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -144,9 +181,7 @@ def run_suite(
     todo = [job for job in jobs if not (cache / f"{job.key}.json").exists()]
     threads = max(1, (os.cpu_count() or 1) // workers)
     failed: list[dict] = []
-    with ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), max_tasks_per_child=1
-    ) as pool:
+    with _local_pool(workers) if executor is None else nullcontext(executor) as pool:
         futures = {pool.submit(_safe_run, job, threads): job for job in todo}
         bar = tqdm(
             as_completed(futures), total=len(todo), desc=f"suite {suite.name}", disable=not progress

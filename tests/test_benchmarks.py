@@ -79,6 +79,15 @@ def test_run_caches_resumes_and_reports(tmp_path):
         assert (tmp_path / "tiny" / f"{name}.svg").exists()
 
 
+def test_jobs_run_unchanged_on_a_local_dask_cluster(tmp_path):
+    pytest.importorskip("distributed")
+    suite = tiny_suite(estimators=("bmi-ksg",))
+    local = runner.run_suite(suite, tmp_path / "local", progress=False)
+    with runner.dask_executor("local", workers=2) as executor:
+        on_dask = runner.run_suite(suite, tmp_path / "dask", progress=False, executor=executor)
+    assert list(on_dask.estimate) == list(local.estimate)
+
+
 def test_failed_jobs_are_reported_not_cached(tmp_path):
     suite = Suite(name="bad", description="", tasks=("no-such-task",), estimators=("bmi-ksg",))
     frame = runner.run_suite(suite, tmp_path, progress=False)
@@ -107,6 +116,15 @@ def test_pointwise_suite_compares_with_exact_pmi(tmp_path):
         from benchmarks.pointwise import distribution
 
         distribution("cauchy")
+
+
+def test_atomic_writes_replace_whole_files_readable_by_all(tmp_path):
+    target = tmp_path / "sub" / "results.csv"
+    runner.write_atomically(target, "a,b\n1,2\n")
+    runner.write_atomically(target, "a,b\n3,4\n")
+    assert target.read_text() == "a,b\n3,4\n"
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in target.parent.iterdir()] == ["results.csv"]
 
 
 def test_tolerance_is_point_one_nat_below_one_nat_then_ten_percent():
