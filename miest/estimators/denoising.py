@@ -53,7 +53,7 @@ class IntegralEstimator(MIEstimator):
     def __post_init__(self):
         super().__post_init__()
         make_time_sampler(self.time_sampler, self.t_eps)
-        make_time_sampler(self.train_time_sampler or self.time_sampler, self.t_eps)
+        self._train_sampler()
         if self.form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {self.form!r}")
         if self.n_draws < 1:
