@@ -3,6 +3,7 @@
 miest-bench list
 miest-bench run --suite quick [--jobs 2] [--out results]   # resumable; then reports
 miest-bench report --suite quick [--out results]
+miest-bench run --suite v1 --jobs 8 --dask tcp://scheduler:8786   # on a Dask cluster
 """
 
 from __future__ import annotations

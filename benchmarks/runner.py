@@ -69,7 +69,7 @@ def run_job(job: Job, threads: int | None = None) -> list[dict]:
         import torch
 
         torch.set_num_threads(threads)
-    common = {"task": job.task, "estimator": job.estimator, "seed": job.seed, "n": job.n}
+    common = _identity(job)
     common |= {"library": library(job.estimator), "options": json.dumps(dict(job.options))}
     common |= {"versions": _versions(), "machine": f"{platform.machine()} {os.cpu_count()} cores"}
     estimator = build(job.estimator, job.seed, **dict(job.options))
@@ -106,12 +106,15 @@ def _mi_row(job: Job, estimator) -> dict:
     }
 
 
+def _identity(job: Job) -> dict:
+    return {"task": job.task, "estimator": job.estimator, "seed": job.seed, "n": job.n}
+
+
 def _safe_run(job: Job, threads: int | None) -> list[dict]:
     try:
         return run_job(job, threads)
     except Exception as error:  # a failed job is a row with its message, not a dead run
-        keys = {"task": job.task, "estimator": job.estimator, "seed": job.seed, "n": job.n}
-        return [keys | {"error": f"{type(error).__name__}: {error}"}]
+        return [_identity(job) | {"error": f"{type(error).__name__}: {error}"}]
 
 
 def cached_rows(cache: Path, jobs: Iterable[Job]) -> list[dict]:
@@ -180,18 +183,19 @@ def run_suite(
     jobs = suite.jobs()
     todo = [job for job in jobs if not (cache / f"{job.key}.json").exists()]
     threads = max(1, (os.cpu_count() or 1) // workers)
-    failed: list[dict] = []
+    rows, failed = cached_rows(cache, jobs), []
     with _local_pool(workers) if executor is None else nullcontext(executor) as pool:
         futures = {pool.submit(_safe_run, job, threads): job for job in todo}
         bar = tqdm(
             as_completed(futures), total=len(todo), desc=f"suite {suite.name}", disable=not progress
         )
         for future in bar:
-            job, rows = futures[future], future.result()
-            if rows[0]["error"]:
-                failed.extend(rows)
-                bar.write(f"FAILED {job.key}: {rows[0]['error']}")
+            job, new = futures[future], future.result()
+            if new[0]["error"]:
+                failed.extend(new)
+                bar.write(f"FAILED {job.key}: {new[0]['error']}")
             else:
-                write_atomically(cache / f"{job.key}.json", json.dumps(rows))
-            _write_csv(folder / "results.csv", cached_rows(cache, jobs) + failed, suite.kind)
-    return _write_csv(folder / "results.csv", cached_rows(cache, jobs) + failed, suite.kind)
+                write_atomically(cache / f"{job.key}.json", json.dumps(new))
+                rows.extend(new)
+            _write_csv(folder / "results.csv", rows + failed, suite.kind)
+    return _write_csv(folder / "results.csv", rows + failed, suite.kind)
