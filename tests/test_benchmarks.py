@@ -136,3 +136,15 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "unknown suite 'huge'" in capsys.readouterr().err
     assert main(["report", "--suite", "quick", "--out", str(tmp_path)]) == 2
     assert "run the suite first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["quick", "pointwise", "v1"])
+def test_committed_caches_belong_to_current_jobs(name):
+    """A change to job identity (the key) would orphan the committed cache: reruns would
+    recompute everything. Every cached file must be a job of the suite as defined now."""
+    from pathlib import Path
+
+    cache = Path(__file__).parents[1] / "results" / name / "cache"
+    keys = {job.key for job in get_suite(name).jobs()}
+    files = {path.stem for path in cache.glob("*.json")}
+    assert files and files <= keys, sorted(files - keys)[:3]
