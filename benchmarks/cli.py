@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--out", type=Path, default=Path("results"), help="results folder")
         if name == "run":
             sub.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+            sub.add_argument(
+                "--threads", type=int, help="torch threads per job (default: cores / jobs)"
+            )
             sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
             sub.add_argument(
                 "--dask",
@@ -53,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             with dask_executor(args.dask, args.jobs) if args.dask else nullcontext() as executor:
                 frame = run_suite(
-                    suite, args.out, args.jobs, progress=not args.no_progress, executor=executor
+                    suite,
+                    args.out,
+                    args.jobs,
+                    progress=not args.no_progress,
+                    executor=executor,
+                    threads=args.threads,
                 )
             failed = int((frame.error.fillna("") != "").sum())
             csv = args.out / suite.name / "results.csv"

@@ -168,12 +168,13 @@ def run_suite(
     workers: int = 1,
     progress: bool = True,
     executor: Executor | None = None,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Run the jobs of ``suite`` that are not cached yet; return all finished rows.
 
-    ``workers`` jobs run in parallel, each with ``cpus // workers`` torch threads, in
-    fresh local processes unless ``executor`` is given. Failed jobs are reported
-    (``error`` column) and retried on the next run.
+    ``workers`` jobs run in parallel, each with ``threads`` torch threads (default
+    ``cpus // workers``), in fresh local processes unless ``executor`` is given. Failed
+    jobs are reported (``error`` column) and retried on the next run.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -182,7 +183,9 @@ def run_suite(
     cache.mkdir(parents=True, exist_ok=True)
     jobs = suite.jobs()
     todo = [job for job in jobs if not (cache / f"{job.key}.json").exists()]
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     rows, failed = cached_rows(cache, jobs), []
     with _local_pool(workers) if executor is None else nullcontext(executor) as pool:
         futures = {pool.submit(_safe_run, job, threads): job for job in todo}
