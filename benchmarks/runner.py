@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from benchmarks.consistency import run_consistency_job
 from benchmarks.estimators import build, library
 from benchmarks.pointwise import run_pointwise_job
 from benchmarks.suites import Job, Suite
@@ -37,10 +38,12 @@ from benchmarks.suites import Job, Suite
 KEYS = ["task", "estimator", "library", "seed", "n"]
 RECORD = ["peak_rss_mb", "options", "versions", "machine", "error"]
 MI_RESULTS = ["dim_x", "dim_y", "true_mi", "estimate", "abs_error", "rel_error", "seconds"]
+CONSISTENCY_RESULTS = ["test", "rows", "dim_x", "dim_y", "upper_bound", "estimate", "seconds"]
 POINTWISE_RESULTS = ["form", "pearson", "spearman", "mae", "mean_estimate", "mean_exact_pmi"]
 COLUMNS = {
     "mi": [*KEYS, *MI_RESULTS, *RECORD],
     "pointwise": [*KEYS, *POINTWISE_RESULTS, "fit_seconds", *RECORD],
+    "consistency": [*KEYS, *CONSISTENCY_RESULTS, *RECORD],
 }
 
 
@@ -64,7 +67,7 @@ def _versions() -> str:
 
 
 def run_job(job: Job, threads: int | None = None) -> list[dict]:
-    """The result rows of ``job`` (one for ``kind="mi"``, one per point-wise form otherwise)."""
+    """The result rows of ``job``: one, or one per point-wise form for ``kind="pointwise"``."""
     if threads:
         import torch
 
@@ -75,6 +78,8 @@ def run_job(job: Job, threads: int | None = None) -> list[dict]:
     estimator = build(job.estimator, job.seed, **dict(job.options))
     if job.kind == "pointwise":
         rows = run_pointwise_job(job, estimator)
+    elif job.kind == "consistency":
+        rows = run_consistency_job(job, estimator)
     elif job.kind == "mi":
         rows = [_mi_row(job, estimator)]
     else:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from benchmarks import pointwise
+from benchmarks import consistency, pointwise
 from benchmarks.estimators import BUILDERS
 
 MIEST = ["minde-c", "minde-j", "rfmi", "mine", "infonce", "nwj"]
@@ -22,7 +22,9 @@ class Job:
     seed: int
     n: int
     options: tuple[tuple[str, object], ...] = ()
-    kind: str = "mi"  # "mi": estimate vs true MI; "pointwise": per-sample values vs exact PMI
+    # "mi": estimate vs true MI; "pointwise": per-sample values vs exact PMI;
+    # "consistency": self-consistency tasks of ``benchmarks.consistency``
+    kind: str = "mi"
 
     @property
     def key(self) -> str:
@@ -36,8 +38,9 @@ class Job:
 class Suite:
     """Every combination of ``tasks x estimators x seeds x sizes``; ``options`` per estimator.
 
-    ``kind="mi"`` tasks are bmi benchmark ids; ``kind="pointwise"`` tasks are the
-    distributions of ``benchmarks.pointwise``.
+    ``kind="mi"`` tasks are bmi benchmark ids; ``kind="pointwise"`` and
+    ``kind="consistency"`` tasks are those of ``benchmarks.pointwise`` and
+    ``benchmarks.consistency``.
     """
 
     name: str
@@ -107,7 +110,23 @@ def v1() -> Suite:
     )
 
 
-SUITES = {"quick": lambda: QUICK, "v1": v1, "pointwise": lambda: POINTWISE}
+CONSISTENCY = Suite(
+    name="consistency",
+    description=(
+        "MINDE's self-consistency tests on 8x8 digit images (independence, monotonicity, "
+        "data processing, additivity), n = 5,000, seed 0"
+    ),
+    tasks=consistency.TASKS,
+    estimators=(*MIEST, *BMI_PEERS),
+    kind="consistency",
+)
+
+SUITES = {
+    "quick": lambda: QUICK,
+    "v1": v1,
+    "pointwise": lambda: POINTWISE,
+    "consistency": lambda: CONSISTENCY,
+}
 
 
 def get_suite(name: str) -> Suite:

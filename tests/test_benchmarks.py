@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,6 +40,7 @@ def test_suites_know_their_jobs_and_reject_unknown_names():
     assert len(get_suite("quick").jobs()) == 5 * 12
     assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 12
     assert {job.kind for job in get_suite("pointwise").jobs()} == {"pointwise"}
+    assert len(get_suite("consistency").jobs()) == 12 * 12
     with pytest.raises(ValueError, match="unknown suite 'huge'"):
         get_suite("huge")
     with pytest.raises(ValueError, match="unknown estimators"):
@@ -116,6 +118,51 @@ def test_pointwise_suite_compares_with_exact_pmi(tmp_path):
         from benchmarks.pointwise import distribution
 
         distribution("cauchy")
+
+
+def test_consistency_tasks_have_the_exact_structure_their_tests_rely_on():
+    from benchmarks import consistency
+
+    x, y = consistency.sample("dpi-r4", 300, seed=3)
+    assert x.shape == (300, 128) and y.shape == (300, 32 + 16)
+    assert (x[:, :64] == x[:, 64:]).all() and (y[:, 32:] == y[:, :16]).all()  # B_2 from B_4
+    x, y = consistency.sample("additivity-r2", 300, seed=3)
+    assert x.shape == (300, 128) and y.shape == (300, 32)
+    x, y = consistency.sample("baseline-r8", 4000, seed=3)
+    assert 0 <= x.min() and x.max() <= 1
+    assert np.std(y - x) == pytest.approx(consistency.NOISE, rel=0.02)
+    assert (
+        consistency.sample("baseline-r2", 50, 7)[1] == consistency.sample("baseline-r2", 50, 7)[1]
+    ).all()
+    bounds = [consistency.upper_bound(f"baseline-r{r}") for r in (1, 2, 4, 6, 8)]
+    assert consistency.upper_bound("independent-r8") == 0 and np.all(np.diff(bounds) > 0)
+    assert consistency.upper_bound("additivity-r4") == pytest.approx(2 * bounds[2])
+    for bad in ("dpi-r2", "baseline-r9", "rotation-r2", "baseline"):
+        with pytest.raises(ValueError, match="consistency task"):
+            consistency.parse(bad)
+
+
+def test_consistency_suite_reports_ratios_and_bound(tmp_path):
+    suite = Suite(
+        name="cons",
+        description="",
+        tasks=("baseline-r4", "dpi-r4", "additivity-r4", "independent-r8"),
+        estimators=("mine",),
+        sizes=(600,),
+        kind="consistency",
+        options={"mine": TINY},
+    )
+    frame = runner.run_suite(suite, tmp_path, progress=False)
+    assert (frame.error.fillna("") == "").all() and len(frame) == 4
+    from benchmarks.report import consistency_table
+
+    table = consistency_table(frame).set_index("test")
+    estimate = frame.set_index("test").estimate
+    assert table.ratio["dpi"] == pytest.approx(estimate["dpi"] / estimate["baseline"])
+    assert table.ratio["baseline"] == 1 and np.isnan(table.ratio["independent"])
+    assert table.upper_bound["additivity"] == pytest.approx(2 * table.upper_bound["baseline"])
+    text = write_report(tmp_path / "cons").read_text()
+    assert "Self-consistency report" in text and (tmp_path / "cons" / "consistency.svg").exists()
 
 
 def test_atomic_writes_replace_whole_files_readable_by_all(tmp_path):
