@@ -155,6 +155,69 @@ class LinearFlowPath(GaussianPath):
         return torch.sigmoid(0.5 * lam)
 
 
+class DiscreteSchedulePath(GaussianPath):
+    """A discrete DDPM schedule (``alphas_cumprod``, T entries) as a path on ``t`` in [0, 1].
+
+    Timestep ``tau = t (T - 1)``; the log-SNR is linear in ``tau`` between the table's
+    entries ``lam_k = log(abar_k / (1 - abar_k))``, ``alpha = sqrt(sigmoid(lam))`` and
+    ``sigma = sqrt(sigmoid(-lam))``. Data at ``t = 0``. Integrating ``dlam`` over it
+    reproduces MI-TUNE's ``kappa_t`` weights (MATH.md section 1) up to discretisation.
+    """
+
+    name = "ddpm"
+    data_end = 0.0
+
+    def __init__(self, alphas_cumprod):
+        abar = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
+        if abar.dim() != 1 or len(abar) < 2 or not ((abar > 0) & (abar < 1)).all():
+            raise ValueError("alphas_cumprod must be a 1-D table of values in (0, 1)")
+        self.table = torch.log(abar) - torch.log1p(-abar)
+        if not (self.table.diff() < 0).all():
+            raise ValueError("alphas_cumprod must decrease with the timestep")
+        self.steps = len(abar)
+
+    def _segment(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        tau = t.to(torch.float64).clamp(0, 1) * (self.steps - 1)
+        k = tau.floor().long().clamp(max=self.steps - 2)
+        return k, tau - k
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        k, frac = self._segment(t)
+        table = self.table.to(t.device)
+        return (table[k] + frac * (table[k + 1] - table[k])).to(t.dtype)
+
+    def dlog_snr_dt(self, t: Tensor) -> Tensor:
+        k, _ = self._segment(t)
+        table = self.table.to(t.device)
+        return ((table[k + 1] - table[k]) * (self.steps - 1)).to(t.dtype)
+
+    def alpha(self, t: Tensor) -> Tensor:
+        return torch.sigmoid(self.log_snr(t)).sqrt()
+
+    def sigma(self, t: Tensor) -> Tensor:
+        return torch.sigmoid(-self.log_snr(t)).sqrt()
+
+    def alpha_dot(self, t: Tensor) -> Tensor:
+        return 0.5 * self.alpha(t) * self.sigma(t) ** 2 * self.dlog_snr_dt(t)
+
+    def sigma_dot(self, t: Tensor) -> Tensor:
+        return -0.5 * self.sigma(t) * self.alpha(t) ** 2 * self.dlog_snr_dt(t)
+
+    def t_of_log_snr(self, lam: Tensor) -> Tensor:
+        table = self.table.flip(0).to(lam.device)  # increasing
+        value = lam.to(torch.float64).clamp(table[0], table[-1])
+        j = torch.searchsorted(table, value).clamp(1, self.steps - 1)
+        frac = (value - table[j - 1]) / (table[j] - table[j - 1])
+        tau = (self.steps - j) - frac  # index in the original (decreasing) order
+        return (tau / (self.steps - 1)).to(lam.dtype)
+
+    def truncated_range(self, t_eps: float) -> tuple[float, float]:
+        return t_eps, 1.0  # the noise end has a finite log-SNR
+
+    def __repr__(self) -> str:
+        return f"DiscreteSchedulePath(steps={self.steps})"
+
+
 PATHS: dict[str, type[GaussianPath]] = {"vp": VPPath, "rf": LinearFlowPath}
 
 

@@ -27,10 +27,20 @@ def pointwise(model, *args, **kwargs) -> np.ndarray:
     """Per-sample MI in nats from ``model``: a fitted estimator or a registered model kind."""
     if isinstance(model, MIEstimator):
         return model.pointwise(*args, **kwargs)
+    if not _HANDLERS:
+        _register_optional_packages()
     for accepts, handler in reversed(_HANDLERS):
         if accepts(model):
             return handler(model, *args, **kwargs)
     raise TypeError(
         f"no point-wise MI handler for {type(model).__name__}; pass a fitted miest estimator, "
-        "or import t2i to register diffusers pipelines"
+        "or a diffusers pipeline (needs the 't2i' extra)"
     )
+
+
+def _register_optional_packages() -> None:
+    """Import ``t2i`` (which registers diffusers pipelines) when it is installed."""
+    try:
+        import t2i  # noqa: F401
+    except ImportError:
+        pass
