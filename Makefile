@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
-EXTRAS ?= bench,cluster,t2i,dev
+EXTRAS ?= bench,cluster,peers,t2i,dev
 PYTEST_ARGS ?= -n 2
 
 .PHONY: setup bench test lint clean

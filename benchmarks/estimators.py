@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import miest
+from benchmarks import peers
 
 
 def _bmi(class_name: str, **defaults) -> Callable[..., object]:
@@ -36,15 +37,12 @@ BUILDERS: dict[str, tuple[str, Callable[..., object]]] = {
     "bmi-infonce": ("bmi", _bmi("InfoNCEEstimator", verbose=False)),
     "bmi-nwj": ("bmi", _bmi("NWJEstimator", verbose=False)),
     "bmi-dv": ("bmi", _bmi("DonskerVaradhanEstimator", verbose=False)),
+    "torch-mist-infonce": ("torch-mist", peers.torch_mist("infonce")),
+    "torch-mist-smile": ("torch-mist", peers.torch_mist("smile")),
+    "latentmi": ("latentmi", peers.latentmi),
 }
 
 UNAVAILABLE_PEERS: dict[str, str] = {
-    "torch-mist": "installs beside the pins (numpy<2); adapter not written yet",
-    "latentmi": (
-        "installs beside the pins (numpy<2); with its defaults (300 epochs, lr 1e-4) one "
-        "n = 5,000 task did not finish in 300 s here (with another run alongside); its "
-        "estimate() returns per-point values in bits (KSG, base 2). Adapter not written yet"
-    ),
     "diffusion-mi": (
         "needs torchvision and torchaudio, which do not pair with the CPU torch 2.13 wheel "
         "this project installs (torch 2.14.1 + torchvision 0.29.1 would); adapter not written yet"

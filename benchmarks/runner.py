@@ -58,7 +58,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def _versions() -> str:
     found = {}
-    for package in ("miest", "torch", "benchmark-mi", "jax"):
+    for package in ("miest", "torch", "benchmark-mi", "jax", "torch-mist", "latentmi"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

@@ -37,8 +37,8 @@ def test_job_keys_are_stable_and_distinct():
 
 
 def test_suites_know_their_jobs_and_reject_unknown_names():
-    assert len(get_suite("quick").jobs()) == 5 * 12
-    assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 12
+    assert len(get_suite("quick").jobs()) == 5 * 15
+    assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 15
     assert {job.kind for job in get_suite("pointwise").jobs()} == {"pointwise"}
     assert len(get_suite("consistency").jobs()) == 12 * 12
     with pytest.raises(ValueError, match="unknown suite 'huge'"):
