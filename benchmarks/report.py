@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.estimators import UNAVAILABLE_PEERS
-from benchmarks.runner import write_atomically
+from miest.files import write_atomically
 
 
 def tolerance(truth):

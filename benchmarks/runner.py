@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import resource
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -34,6 +33,7 @@ from benchmarks.consistency import run_consistency_job
 from benchmarks.estimators import build, library
 from benchmarks.pointwise import run_pointwise_job
 from benchmarks.suites import Job, Suite
+from miest.files import write_atomically
 
 KEYS = ["task", "estimator", "library", "seed", "n"]
 RECORD = ["peak_rss_mb", "options", "versions", "machine", "error"]
@@ -45,15 +45,6 @@ COLUMNS = {
     "pointwise": [*KEYS, *POINTWISE_RESULTS, "fit_seconds", *RECORD],
     "consistency": [*KEYS, *CONSISTENCY_RESULTS, *RECORD],
 }
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        f.write(text)
-    os.chmod(f.name, 0o644)  # temporary files are created owner-only
-    os.replace(f.name, path)
 
 
 def _versions() -> str:

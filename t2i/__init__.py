@@ -10,7 +10,7 @@ Importing ``t2i`` also lets ``miest.pointwise(pipe, prompt, image)`` accept pipe
 
 from miest.pointwise import register_pointwise
 from t2i.adapters import Adapter, detect_family, load_pipeline
-from t2i.generate import Generation, generate
+from t2i.generation import Generation, generate
 from t2i.score import accepts, pointwise, score
 
 register_pointwise(accepts, pointwise)

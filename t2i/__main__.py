@@ -1,0 +1,5 @@
+import sys
+
+from t2i.cli import main
+
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""``t2i``: prompt-image MI and the MI-selected fine-tuning set from the command line.
+
+t2i score --model DIR --prompt "a red cube" image1.png [image2.png ...]
+t2i build-set --model DIR --prompts prompts.txt --out set/ -M 50 -k 1 [--dry-run]
+accelerate launch -m t2i build-set ...      # prompts sharded over GPUs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="t2i", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    score = commands.add_parser("score", help="point-wise MI (nats) of a prompt and images")
+    score.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
+    score.add_argument("--prompt", required=True)
+    score.add_argument("images", nargs="+", type=Path)
+    score.add_argument("--draws", type=int, default=32, help="Monte Carlo draws per image")
+    score.add_argument("--form", default="orthogonal", choices=["orthogonal", "mmse-gap"])
+    score.add_argument("--seed", type=int, default=0)
+
+    build = commands.add_parser("build-set", help="generate M images per prompt, keep top-k MI")
+    build.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
+    build.add_argument("--prompts", required=True, type=Path, help="one prompt per line")
+    build.add_argument("--out", required=True, type=Path, help="dataset folder (resumable)")
+    build.add_argument("-M", "--images-per-prompt", type=int, default=50)
+    build.add_argument("-k", "--keep", type=int, default=1)
+    build.add_argument("--guidance-scale", type=float, default=7.5)
+    build.add_argument("--steps", type=int, default=50, help="sampling steps")
+    build.add_argument("--seed", type=int, default=0, help="first seed")
+    build.add_argument("--batch-size", type=int, default=8)
+    build.add_argument("--weighting", default="quadrature", choices=["quadrature", "reference"])
+    build.add_argument("--height", type=int)
+    build.add_argument("--width", type=int)
+    build.add_argument("--dry-run", action="store_true", help="print the plan and its cost")
+    args = parser.parse_args(argv)
+    try:
+        return _score(args) if args.command == "score" else _build(args)
+    except (ValueError, FileNotFoundError, TypeError) as error:
+        print(f"t2i: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _score(args) -> int:
+    from t2i.adapters import load_pipeline
+    from t2i.score import score
+
+    result = score(
+        load_pipeline(args.model), args.prompt, args.images, n_draws=args.draws, seed=args.seed
+    )
+    for path, value, se in zip(
+        args.images, result.values(args.form), result.standard_errors(args.form), strict=True
+    ):
+        print(f"{path}\t{value:.4f}\t± {se:.4f} nats")
+    return 0
+
+
+def _build(args) -> int:
+    from t2i import selection
+
+    prompts = selection.read_prompts(args.prompts)
+    settings = selection.plan(
+        prompts, args.out, args.images_per_prompt, args.keep, args.steps, args.batch_size
+    )
+    print(settings)
+    if args.dry_run:
+        return 0
+    from t2i.adapters import load_pipeline
+
+    size = {key: value for key in ("height", "width") if (value := getattr(args, key))}
+    metadata = selection.build_finetuning_set(
+        load_pipeline(args.model),
+        prompts,
+        args.out,
+        args.images_per_prompt,
+        args.keep,
+        guidance_scale=args.guidance_scale,
+        num_inference_steps=args.steps,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        weighting=args.weighting,
+        **size,
+    )
+    print(f"wrote {metadata}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The fine-tuning set of MI-TUNE / RFMI-FT (Algorithm 1, selection part).
+
+For every prompt, generate ``M`` images with their point-wise MI (``t2i.generate``, no
+extra network evaluation), keep the ``k`` with the highest MI, and write a folder that
+diffusers' training scripts and ``datasets`` read as an image folder::
+
+    out/images/00003_0.png ...        # prompt 3, rank 0 (highest MI)
+    out/metadata.jsonl                # file_name, text, seed, mi, rank, guidance_scale, ...
+    out/progress/00003.json           # per prompt: every seed and MI (for resuming)
+
+Image ``j`` of prompt ``i`` uses seed ``seed + i * M + j``, so any image can be
+regenerated. A rerun skips prompts whose progress file exists; every file is written
+atomically. Prompts are sharded over ``accelerate`` processes when launched with
+``accelerate launch``; a single process (CPU included) does them all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from miest.files import write_atomically
+from t2i.adapters import Adapter
+from t2i.generation import generate
+from t2i.score import as_adapter
+
+
+@dataclass(frozen=True)
+class SelectionPlan:
+    """What ``build_finetuning_set`` will do, and what it costs."""
+
+    prompts: int
+    done: int
+    images_per_prompt: int
+    keep: int
+    num_inference_steps: int
+    batch_size: int
+
+    @property
+    def images(self) -> int:
+        return (self.prompts - self.done) * self.images_per_prompt
+
+    @property
+    def network_evaluations(self) -> int:
+        """Denoiser rows still to evaluate: 2 per image and step (CFG), nothing for MI."""
+        return 2 * self.images * self.num_inference_steps
+
+    def __str__(self) -> str:
+        return (
+            f"{self.prompts} prompts ({self.done} done), {self.images_per_prompt} images each, "
+            f"keep top {self.keep}: {self.images} images to generate in batches of "
+            f"{self.batch_size}, {self.num_inference_steps} steps, "
+            f"{self.network_evaluations:,} denoiser rows (MI adds none)"
+        )
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Non-empty, stripped lines of a prompt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt file at {path}")
+    prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError(f"prompt file {path} has no prompts")
+    return prompts
+
+
+def _progress_file(out: Path, index: int) -> Path:
+    return out / "progress" / f"{index:05d}.json"
+
+
+def plan(prompts, out, images_per_prompt, keep, num_inference_steps, batch_size) -> SelectionPlan:
+    """The plan for these settings, counting prompts already finished in ``out``."""
+    if not prompts:
+        raise ValueError("no prompts given")
+    if not 1 <= keep <= images_per_prompt:
+        raise ValueError(f"need 1 <= k <= M, got k={keep}, M={images_per_prompt}")
+    if batch_size < 1 or num_inference_steps < 1:
+        raise ValueError("batch_size and num_inference_steps must be >= 1")
+    done = sum(_progress_file(Path(out), i).exists() for i in range(len(prompts)))
+    return SelectionPlan(
+        len(prompts), done, images_per_prompt, keep, num_inference_steps, batch_size
+    )
+
+
+def build_finetuning_set(
+    model,
+    prompts: list[str],
+    out: str | Path,
+    images_per_prompt: int = 50,
+    keep: int = 1,
+    *,
+    guidance_scale: float = 7.5,
+    num_inference_steps: int = 50,
+    seed: int = 0,
+    batch_size: int = 8,
+    weighting: str = "quadrature",
+    progress: bool = True,
+    **pipeline_kwargs,
+) -> Path:
+    """Generate ``images_per_prompt`` (M) images per prompt, keep the ``keep`` (k) with the
+    highest point-wise MI, and write the dataset folder ``out``; returns its metadata path.
+    """
+    from accelerate import PartialState
+
+    out = Path(out)
+    settings = plan(prompts, out, images_per_prompt, keep, num_inference_steps, batch_size)
+    adapter = as_adapter(model)
+    state = PartialState()
+    adapter.pipe.to(state.device)
+    adapter.pipe.set_progress_bar_config(disable=True)
+    mine = [i for i in range(len(prompts)) if i % state.num_processes == state.process_index]
+    todo = [i for i in mine if not _progress_file(out, i).exists()]
+    bar = tqdm(todo, desc="prompts", disable=not progress or not state.is_local_main_process)
+    for index in bar:
+        record = _select(
+            adapter,
+            prompts[index],
+            index,
+            settings,
+            seed,
+            guidance_scale,
+            weighting,
+            pipeline_kwargs,
+            out,
+        )
+        record |= {
+            "guidance_scale": guidance_scale,
+            "model": _model_id(adapter),
+            "weighting": weighting,
+        }
+        write_atomically(_progress_file(out, index), json.dumps(record).encode())
+    state.wait_for_everyone()
+    metadata = out / "metadata.jsonl"
+    if state.is_main_process:
+        _write_metadata(out, len(prompts))
+    state.wait_for_everyone()
+    return metadata
+
+
+def _select(
+    adapter: Adapter, prompt, index, settings, seed, guidance_scale, weighting, kwargs, out
+):
+    m = settings.images_per_prompt
+    seeds = [seed + index * m + j for j in range(m)]
+    images, mi = [], []
+    for start in range(0, m, settings.batch_size):
+        chunk = seeds[start : start + settings.batch_size]
+        result = generate(
+            adapter,
+            [prompt] * len(chunk),
+            chunk,
+            guidance_scale=guidance_scale,
+            num_inference_steps=settings.num_inference_steps,
+            weighting=weighting,
+            output_type="pil",
+            **kwargs,
+        )
+        images += result.images
+        mi += result.mi.tolist()
+    order = np.argsort(mi)[::-1][: settings.keep]
+    kept = []
+    for rank, j in enumerate(order):
+        name = f"images/{index:05d}_{rank}.png"
+        _save_png(images[j], out / name)
+        kept.append({"file_name": name, "seed": seeds[j], "mi": mi[j], "rank": rank})
+    return {"index": index, "text": prompt, "seeds": seeds, "mi": mi, "kept": kept}
+
+
+def _save_png(image, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_atomically(path, buffer.getvalue())
+
+
+def _model_id(adapter: Adapter) -> str:
+    return str(adapter.pipe.config.get("_name_or_path", "") or type(adapter.pipe).__name__)
+
+
+def _write_metadata(out: Path, n_prompts: int) -> None:
+    rows = []
+    for index in range(n_prompts):
+        path = _progress_file(out, index)
+        if not path.exists():
+            continue  # another process failed or was interrupted: a rerun completes it
+        record = json.loads(path.read_text())
+        for kept in record["kept"]:
+            rows.append(
+                {
+                    **kept,
+                    "text": record["text"],
+                    "prompt_index": index,
+                    "guidance_scale": record["guidance_scale"],
+                    "weighting": record["weighting"],
+                    "model": record["model"],
+                }
+            )
+    write_atomically(out / "metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
