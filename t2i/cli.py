@@ -3,6 +3,7 @@
 t2i score --model DIR --prompt "a red cube" image1.png [image2.png ...]
 t2i build-set --model DIR --prompts prompts.txt --out set/ -M 50 -k 1 [--dry-run]
 accelerate launch -m t2i build-set ...      # prompts sharded over GPUs
+t2i finetune --model DIR --data set/ --out adapter/ [--adapter lora] [--steps 300]
 """
 
 from __future__ import annotations
@@ -39,9 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--height", type=int)
     build.add_argument("--width", type=int)
     build.add_argument("--dry-run", action="store_true", help="print the plan and its cost")
+    tune = commands.add_parser("finetune", help="train a DoRA/LoRA adapter on a fine-tuning set")
+    tune.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
+    tune.add_argument("--data", required=True, type=Path, help="fine-tuning set folder")
+    tune.add_argument("--out", required=True, type=Path, help="adapter folder (resumable)")
+    tune.add_argument("--adapter", default="dora", choices=["dora", "lora"])
+    tune.add_argument("--rank", type=int, default=32)
+    tune.add_argument("--alpha", type=float, default=32.0)
+    tune.add_argument("--steps", type=int, help="optimizer steps (default: the paper's)")
+    tune.add_argument("--lr", type=float, help="learning rate (default: the paper's)")
+    tune.add_argument("--batch-size", type=int, default=8)
+    tune.add_argument("--accumulation", type=int, default=50, help="gradient accumulation")
+    tune.add_argument("--checkpoint-every", type=int, default=50)
+    tune.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    commands_run = {"score": _score, "build-set": _build, "finetune": _finetune}
     try:
-        return _score(args) if args.command == "score" else _build(args)
+        return commands_run[args.command](args)
     except (ValueError, FileNotFoundError, TypeError) as error:
         print(f"t2i: error: {error}", file=sys.stderr)
         return 2
@@ -88,6 +103,26 @@ def _build(args) -> int:
         **size,
     )
     print(f"wrote {metadata}")
+    return 0
+
+
+def _finetune(args) -> int:
+    from t2i.adapters import load_pipeline
+    from t2i.finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(
+        adapter=args.adapter,
+        rank=args.rank,
+        alpha=args.alpha,
+        steps=args.steps,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        gradient_accumulation=args.accumulation,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+    )
+    out = finetune(load_pipeline(args.model), args.data, args.out, config)
+    print(f"wrote {out} (load with t2i.finetune.load_adapter(pipe, folder))")
     return 0
 
 

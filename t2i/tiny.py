@@ -14,6 +14,7 @@ import string
 import torch
 
 IMAGE_SIZE = 32
+MAX_TOKENS = 77  # characters, with the start and end tokens
 FAMILIES = ("sd", "sdxl", "sd3")
 
 
@@ -26,7 +27,7 @@ def tokenizer():
     for char in chars:
         for piece in (char, f"{char}</w>"):
             vocab[piece] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=MAX_TOKENS)
 
 
 def _text_encoder(vocab_size: int, projection: bool, hidden: int = 32):
@@ -38,7 +39,7 @@ def _text_encoder(vocab_size: int, projection: bool, hidden: int = 32):
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
-        max_position_embeddings=16,
+        max_position_embeddings=MAX_TOKENS,
         projection_dim=hidden,
         bos_token_id=0,
         eos_token_id=1,
