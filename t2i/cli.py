@@ -4,6 +4,8 @@ t2i score --model DIR --prompt "a red cube" image1.png [image2.png ...]
 t2i build-set --model DIR --prompts prompts.txt --out set/ -M 50 -k 1 [--dry-run]
 accelerate launch -m t2i build-set ...      # prompts sharded over GPUs
 t2i finetune --model DIR --data set/ --out adapter/ [--adapter lora] [--steps 300]
+t2i tune --model DIR --prompts prompts.txt --out runs/ --rounds 2 -M 50 -k 1
+t2i sweep --model DIR --prompts prompts.txt --out grids/ --scales 1.5 3 7.5 [--adapter DIR]
 """
 
 from __future__ import annotations
@@ -40,10 +42,43 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--height", type=int)
     build.add_argument("--width", type=int)
     build.add_argument("--dry-run", action="store_true", help="print the plan and its cost")
-    tune = commands.add_parser("finetune", help="train a DoRA/LoRA adapter on a fine-tuning set")
+    train = commands.add_parser("finetune", help="train a DoRA/LoRA adapter on a fine-tuning set")
+    train.add_argument("--data", required=True, type=Path, help="fine-tuning set folder")
+    rounds = commands.add_parser("tune", help="R rounds of build-set + finetune (Algorithm 1)")
+    rounds.add_argument("--prompts", required=True, type=Path, help="one prompt per line")
+    rounds.add_argument("--rounds", type=int, default=1)
+    rounds.add_argument("-M", "--images-per-prompt", type=int, default=50)
+    rounds.add_argument("-k", "--keep", type=int, default=1)
+    rounds.add_argument("--guidance-scale", type=float, default=7.5)
+    rounds.add_argument("--sampling-steps", type=int, default=50)
+    for tune in (train, rounds):
+        _training_options(tune)
+    sweep = commands.add_parser("sweep", help="image grids over guidance scales, with MI")
+    sweep.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
+    sweep.add_argument("--prompts", required=True, type=Path, help="one prompt per line")
+    sweep.add_argument("--out", required=True, type=Path)
+    sweep.add_argument("--scales", type=float, nargs="+", default=[1.5, 3.0, 5.0, 7.5, 10.0])
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    sweep.add_argument("--adapter", type=Path, help="adapter folder from t2i finetune")
+    sweep.add_argument("--steps", type=int, default=50, help="sampling steps")
+    args = parser.parse_args(argv)
+    commands_run = {
+        "score": _score,
+        "build-set": _build,
+        "finetune": _finetune,
+        "tune": _tune,
+        "sweep": _sweep,
+    }
+    try:
+        return commands_run[args.command](args)
+    except (ValueError, FileNotFoundError, TypeError) as error:
+        print(f"t2i: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _training_options(tune) -> None:
     tune.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
-    tune.add_argument("--data", required=True, type=Path, help="fine-tuning set folder")
-    tune.add_argument("--out", required=True, type=Path, help="adapter folder (resumable)")
+    tune.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
     tune.add_argument("--adapter", default="dora", choices=["dora", "lora"])
     tune.add_argument("--rank", type=int, default=32)
     tune.add_argument("--alpha", type=float, default=32.0)
@@ -53,13 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--accumulation", type=int, default=50, help="gradient accumulation")
     tune.add_argument("--checkpoint-every", type=int, default=50)
     tune.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    commands_run = {"score": _score, "build-set": _build, "finetune": _finetune}
-    try:
-        return commands_run[args.command](args)
-    except (ValueError, FileNotFoundError, TypeError) as error:
-        print(f"t2i: error: {error}", file=sys.stderr)
-        return 2
 
 
 def _score(args) -> int:
@@ -106,11 +134,10 @@ def _build(args) -> int:
     return 0
 
 
-def _finetune(args) -> int:
-    from t2i.adapters import load_pipeline
-    from t2i.finetune import FinetuneConfig, finetune
+def _config(args):
+    from t2i.finetune import FinetuneConfig
 
-    config = FinetuneConfig(
+    return FinetuneConfig(
         adapter=args.adapter,
         rank=args.rank,
         alpha=args.alpha,
@@ -121,8 +148,54 @@ def _finetune(args) -> int:
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )
-    out = finetune(load_pipeline(args.model), args.data, args.out, config)
+
+
+def _finetune(args) -> int:
+    from t2i.adapters import load_pipeline
+    from t2i.finetune import finetune
+
+    out = finetune(load_pipeline(args.model), args.data, args.out, _config(args))
     print(f"wrote {out} (load with t2i.finetune.load_adapter(pipe, folder))")
+    return 0
+
+
+def _tune(args) -> int:
+    from t2i.rounds import tune
+    from t2i.selection import read_prompts
+
+    adapters = tune(
+        args.model,
+        read_prompts(args.prompts),
+        args.out,
+        args.rounds,
+        args.images_per_prompt,
+        args.keep,
+        _config(args),
+        guidance_scale=args.guidance_scale,
+        num_inference_steps=args.sampling_steps,
+    )
+    print("\n".join(f"round {i}: {path}" for i, path in enumerate(adapters, 1)))
+    return 0
+
+
+def _sweep(args) -> int:
+    from t2i.adapters import load_pipeline
+    from t2i.finetune import load_adapter
+    from t2i.selection import read_prompts
+    from t2i.sweep import guidance_sweep
+
+    pipe = load_pipeline(args.model)
+    if args.adapter:
+        load_adapter(pipe, args.adapter)
+    frame = guidance_sweep(
+        pipe,
+        read_prompts(args.prompts),
+        args.scales,
+        args.seeds,
+        args.out,
+        num_inference_steps=args.steps,
+    )
+    print(frame.groupby("guidance_scale").mi.describe().to_string())
     return 0
 
 

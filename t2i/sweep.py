@@ -1,0 +1,53 @@
+"""Guidance-scale sweep: the same prompts and seeds at several scales, as image grids.
+
+For each scale, ``out/guidance-<scale>.png`` is a grid (a row per prompt, a column per
+seed) and ``out/sweep.csv`` lists every image's point-wise MI, to find the alignment /
+quality "sweet spot" of a (fine-tuned) model by eye and by number.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from miest.files import write_atomically
+from t2i.generation import generate
+from t2i.score import as_adapter
+
+
+def grid(images: list, columns: int):
+    """Tile PIL images of one size into a grid, row by row."""
+    from PIL import Image
+
+    width, height = images[0].size
+    rows = -(-len(images) // columns)
+    canvas = Image.new("RGB", (columns * width, rows * height), "white")
+    for i, image in enumerate(images):
+        canvas.paste(image, ((i % columns) * width, (i // columns) * height))
+    return canvas
+
+
+def guidance_sweep(
+    model, prompts: list[str], scales: list[float], seeds: list[int], out: str | Path, **options
+) -> pd.DataFrame:
+    """Images for every (scale, prompt, seed) with their MI; grids and a CSV in ``out``."""
+    if not prompts or not scales or not seeds:
+        raise ValueError("need at least one prompt, one scale and one seed")
+    adapter, out, rows = as_adapter(model), Path(out), []
+    for scale in scales:
+        pairs = [(p, s) for p in prompts for s in seeds]
+        result = generate(
+            adapter, [p for p, _ in pairs], [s for _, s in pairs], guidance_scale=scale, **options
+        )
+        buffer = io.BytesIO()
+        grid(result.images, len(seeds)).save(buffer, format="PNG")
+        write_atomically(out / f"guidance-{scale:g}.png", buffer.getvalue())
+        rows += [
+            {"guidance_scale": scale, "prompt": p, "seed": s, "mi": m}
+            for (p, s), m in zip(pairs, result.mi, strict=True)
+        ]
+    frame = pd.DataFrame(rows)
+    write_atomically(out / "sweep.csv", frame.to_csv(index=False))
+    return frame
