@@ -6,6 +6,7 @@ accelerate launch -m t2i build-set ...      # prompts sharded over GPUs
 t2i finetune --model DIR --data set/ --out adapter/ [--adapter lora] [--steps 300]
 t2i tune --model DIR --prompts prompts.txt --out runs/ --rounds 2 -M 50 -k 1
 t2i sweep --model DIR --prompts prompts.txt --out grids/ --scales 1.5 3 7.5 [--adapter DIR]
+t2i merge --adapters color/ shape/ --out merged/ [--weights 0.5 0.5]
 """
 
 from __future__ import annotations
@@ -61,8 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     sweep.add_argument("--adapter", type=Path, help="adapter folder from t2i finetune")
     sweep.add_argument("--steps", type=int, default=50, help="sampling steps")
+    merge = commands.add_parser("merge", help="parameter mean of adapters (appendix E.3)")
+    merge.add_argument("--adapters", required=True, type=Path, nargs="+")
+    merge.add_argument("--out", required=True, type=Path)
+    merge.add_argument("--weights", type=float, nargs="+", help="default: equal")
     args = parser.parse_args(argv)
     commands_run = {
+        "merge": _merge,
         "score": _score,
         "build-set": _build,
         "finetune": _finetune,
@@ -196,6 +202,13 @@ def _sweep(args) -> int:
         num_inference_steps=args.steps,
     )
     print(frame.groupby("guidance_scale").mi.describe().to_string())
+    return 0
+
+
+def _merge(args) -> int:
+    from t2i.finetune import merge_adapters
+
+    print(f"wrote {merge_adapters(args.adapters, args.out, args.weights)}")
     return 0
 
 

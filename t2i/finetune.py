@@ -46,6 +46,7 @@ SD3_TARGETS = (
     "ff_context.net.2",
 )
 INFO = "t2i_adapter.json"
+WEIGHTS = "pytorch_lora_weights.safetensors"
 LEARNING_RATES = {"sd": 1e-4, "sdxl": 1e-4, "sd3": 5e-6}
 STEPS = {"sd": 300, "sdxl": 300, "sd3": 2000}
 
@@ -260,6 +261,46 @@ def load_adapter(pipe, folder: str | Path) -> None:
             f"({info['base_model']}); this pipeline is a different {adapter.family} model"
         )
     pipe.load_lora_weights(folder)
+
+
+def merge_adapters(folders: list[str | Path], out: str | Path, weights=None) -> Path:
+    """Weighted arithmetic mean of adapters' parameters (MI-TUNE appendix E.3), saved to
+    ``out``. All must come from ``finetune`` on the same base model with the same config."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folders = [Path(f) for f in folders]
+    if len(folders) < 2:
+        raise ValueError("merging needs at least two adapters")
+    weights = np.full(len(folders), 1 / len(folders)) if weights is None else np.asarray(weights)
+    if len(weights) != len(folders) or not np.isclose(weights.sum(), 1) or (weights < 0).any():
+        raise ValueError("weights must be one non-negative number per adapter, summing to 1")
+    infos, tensors, headers = [], [], []
+    for folder in folders:
+        if not (folder / INFO).exists():
+            raise FileNotFoundError(f"{folder} holds no adapter from t2i finetune (no {INFO})")
+        infos.append(json.loads((folder / INFO).read_text()))
+        with safe_open(str(folder / WEIGHTS), framework="pt") as f:
+            headers.append(f.metadata())
+            tensors.append({key: f.get_tensor(key) for key in f.keys()})
+    if any(i["denoiser"] != infos[0]["denoiser"] for i in infos) or any(
+        t.keys() != tensors[0].keys() or h != headers[0]
+        for t, h in zip(tensors, headers, strict=True)
+    ):
+        raise ValueError("adapters differ in base model, targets or configuration: cannot merge")
+    merged = {
+        key: sum(float(w) * t[key].double() for w, t in zip(weights, tensors, strict=True)).to(
+            tensors[0][key].dtype
+        )
+        for key in tensors[0]
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(merged, str(out / WEIGHTS), metadata=headers[0])
+    write_atomically(out / INFO, json.dumps(infos[0], indent=1))
+    sources = ", ".join(f"{w:.3g} x `{f}`" for w, f in zip(weights, folders, strict=True))
+    write_atomically(out / "README.md", f"# Merged adapter\n\nParameter mean of {sources}.\n")
+    return out
 
 
 def _denoiser_shape(adapter: Adapter) -> dict:

@@ -232,3 +232,41 @@ def test_tune_two_rounds_and_guidance_sweep_from_the_cli(models, tmp_path, capsy
     assert Image.open(grids / "guidance-5.png").size == (2 * 32, 3 * 32)
     frame = pd.read_csv(grids / "sweep.csv")
     assert len(frame) == 2 * 3 * 2 and (frame.mi > 0).all()
+
+
+def test_merging_adapters_is_a_weighted_parameter_mean(models, tmp_path, capsys):
+    from t2i.cli import main
+
+    root, trained = models["sd"], []
+    for seed in (0, 1):
+        pipe = adapters.load_pipeline(root / "model")
+        config = finetune.FinetuneConfig(steps=1, seed=seed, **FAST)
+        trained.append(
+            finetune.finetune(pipe, root / "set", tmp_path / f"s{seed}", config, progress=False)
+        )
+    args = ["merge", "--adapters", *map(str, trained)]
+    assert main([*args, "--out", str(tmp_path / "mean")]) == 0
+    assert main([*args, "--out", str(tmp_path / "first"), "--weights", "1", "0"]) == 0
+    a, b = (load_file(path / finetune.WEIGHTS) for path in trained)
+    mean, first = (load_file(tmp_path / name / finetune.WEIGHTS) for name in ("mean", "first"))
+    for key in a:
+        torch.testing.assert_close(mean[key], (a[key] + b[key]) / 2)
+        torch.testing.assert_close(first[key], a[key], rtol=0, atol=0)
+    fresh, again = (adapters.load_pipeline(root / "model") for _ in range(2))
+    finetune.load_adapter(fresh, tmp_path / "first")
+    finetune.load_adapter(again, trained[0])
+    np.testing.assert_array_equal(_images(fresh), _images(again))
+    assert main([*args, "--out", str(tmp_path / "x"), "--weights", "0.7", "0.7"]) == 2
+    assert "summing to 1" in capsys.readouterr().err
+    other = finetune.finetune(
+        adapters.load_pipeline(models["sd3"] / "model"),
+        models["sd3"] / "set",
+        tmp_path / "sd3",
+        finetune.FinetuneConfig(steps=1, **FAST),
+        progress=False,
+    )
+    assert (
+        main(["merge", "--adapters", str(trained[0]), str(other), "--out", str(tmp_path / "y")])
+        == 2
+    )
+    assert "cannot merge" in capsys.readouterr().err
