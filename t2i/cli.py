@@ -7,6 +7,7 @@ t2i finetune --model DIR --data set/ --out adapter/ [--adapter lora] [--steps 30
 t2i tune --model DIR --prompts prompts.txt --out runs/ --rounds 2 -M 50 -k 1
 t2i sweep --model DIR --prompts prompts.txt --out grids/ --scales 1.5 3 7.5 [--adapter DIR]
 t2i merge --adapters color/ shape/ --out merged/ [--weights 0.5 0.5]
+t2i evaluate --data set/ --model DIR [--adapter DIR] [--clip clip-folder/]
 """
 
 from __future__ import annotations
@@ -66,8 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--adapters", required=True, type=Path, nargs="+")
     merge.add_argument("--out", required=True, type=Path)
     merge.add_argument("--weights", type=float, nargs="+", help="default: equal")
+    rate = commands.add_parser("evaluate", help="score an image folder (MI, CLIP score)")
+    rate.add_argument("--data", required=True, type=Path, help="folder with metadata.jsonl")
+    rate.add_argument("--model", type=Path, help="pipeline folder for the MI scorer")
+    rate.add_argument("--adapter", type=Path, help="adapter folder for the MI scorer's model")
+    rate.add_argument("--clip", type=Path, help="local CLIP model folder for CLIP score")
+    rate.add_argument("--draws", type=int, default=32)
     args = parser.parse_args(argv)
     commands_run = {
+        "evaluate": _evaluate,
         "merge": _merge,
         "score": _score,
         "build-set": _build,
@@ -209,6 +217,26 @@ def _merge(args) -> int:
     from t2i.finetune import merge_adapters
 
     print(f"wrote {merge_adapters(args.adapters, args.out, args.weights)}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from t2i.evaluate import CLIPScorer, MIScorer, evaluate
+
+    scorers = []
+    if args.model:
+        from t2i.adapters import load_pipeline
+        from t2i.finetune import load_adapter
+
+        pipe = load_pipeline(args.model)
+        if args.adapter:
+            load_adapter(pipe, args.adapter)
+        scorers.append(MIScorer(pipe, n_draws=args.draws))
+    if args.clip:
+        scorers.append(CLIPScorer(args.clip))
+    frame = evaluate(args.data, scorers)
+    print(frame.drop(columns=["file_name"]).groupby("text").mean().to_string())
+    print(f"wrote {args.data / 'scores.csv'}")
     return 0
 
 

@@ -1,0 +1,85 @@
+"""Score generated images with pluggable scorers: ``scorer(prompts, images) -> (n,) array``.
+
+- ``MIScorer``: the point-wise prompt-image MI of a pipeline (nats; ``t2i.score``).
+- ``CLIPScorer``: CLIP score ``100 * max(cos(image, text), 0)`` with local CLIP weights
+  (a folder ``CLIPModel.from_pretrained`` reads; nothing is downloaded).
+
+T2I-CompBench's BLIP-VQA or UniDet plug in the same way: any callable with that
+signature. ``evaluate`` scores an image folder with ``metadata.jsonl`` (``file_name``,
+``text``), such as a fine-tuning set, and writes ``scores.csv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from miest.files import write_atomically
+from t2i.finetune import read_dataset
+from t2i.score import as_adapter, score
+
+Scorer = Callable[[list[str], list], np.ndarray]
+
+
+class MIScorer:
+    """Point-wise MI (nats) of each (prompt, image) under ``model``."""
+
+    def __init__(self, model, n_draws: int = 32, form: str = "orthogonal", seed: int = 0):
+        self.adapter, self.n_draws, self.form, self.seed = as_adapter(model), n_draws, form, seed
+        self.name = f"mi_{form}"
+
+    def __call__(self, prompts: list[str], images: list) -> np.ndarray:
+        result = score(self.adapter, prompts, images, n_draws=self.n_draws, seed=self.seed)
+        return result.values(self.form)
+
+
+class CLIPScorer:
+    """CLIP score with the CLIP model saved in ``folder`` (``save_pretrained`` layout)."""
+
+    name = "clip_score"
+
+    def __init__(self, folder: str | Path, device: str = "cpu"):
+        from transformers import CLIPModel, CLIPProcessor
+
+        folder = Path(folder)
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError(
+                f"no CLIP model at {folder}: expected a folder with config.json and weights "
+                "(CLIPModel.save_pretrained); nothing is downloaded"
+            )
+        self.model = CLIPModel.from_pretrained(folder).to(device).eval()
+        self.processor = CLIPProcessor.from_pretrained(folder)
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str], images: list) -> np.ndarray:
+        inputs = self.processor(
+            text=prompts, images=images, return_tensors="pt", padding=True, truncation=True
+        ).to(self.device)
+        output = self.model(**inputs)
+        image = torch.nn.functional.normalize(output.image_embeds, dim=-1)
+        text = torch.nn.functional.normalize(output.text_embeds, dim=-1)
+        return (100 * (image * text).sum(-1).clamp_min(0)).cpu().numpy()
+
+
+def evaluate(folder: str | Path, scorers: list[Scorer], batch_size: int = 16) -> pd.DataFrame:
+    """Scores of every image in an image folder, one column per scorer; also ``scores.csv``."""
+    from PIL import Image
+
+    if not scorers:
+        raise ValueError("give at least one scorer")
+    paths, prompts, _ = read_dataset(folder)
+    frame = pd.DataFrame({"file_name": [p.name for p in paths], "text": prompts})
+    for scorer in scorers:
+        values = []
+        for start in range(0, len(paths), batch_size):
+            chunk = slice(start, start + batch_size)
+            images = [Image.open(p).convert("RGB") for p in paths[chunk]]
+            values.append(np.asarray(scorer(prompts[chunk], images), dtype=float))
+        frame[getattr(scorer, "name", type(scorer).__name__)] = np.concatenate(values)
+    write_atomically(Path(folder) / "scores.csv", frame.to_csv(index=False))
+    return frame

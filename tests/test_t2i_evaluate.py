@@ -1,0 +1,78 @@
+"""Scoring image folders: the MI scorer, CLIP score with local weights, and clear errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from t2i import evaluate, finetune, score, selection, tiny
+from t2i.cli import main
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    root = tmp_path_factory.mktemp("evaluate")
+    tiny.build("sd").save_pretrained(root / "model")
+    selection.build_finetuning_set(
+        str(root / "model"),
+        ["a red circle", "a blue square"],
+        root / "set",
+        2,
+        2,
+        num_inference_steps=2,
+        batch_size=2,
+        progress=False,
+    )
+    tokenizer = tiny.tokenizer()
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        "pad_token_id": 1,
+    }
+    vision = {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+    }
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).save_pretrained(
+        root / "clip"
+    )
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(root / "clip")
+    return root
+
+
+def test_scores_every_image_with_each_scorer(setup):
+    from PIL import Image
+
+    root = setup
+    mi = evaluate.MIScorer(str(root / "model"), n_draws=4)
+    frame = evaluate.evaluate(root / "set", [mi, evaluate.CLIPScorer(root / "clip")])
+    assert list(frame.columns) == ["file_name", "text", "mi_orthogonal", "clip_score"]
+    assert len(frame) == 4 and frame.clip_score.between(0, 100).all()
+    paths, prompts, _ = finetune.read_dataset(root / "set")
+    images = [Image.open(p).convert("RGB") for p in paths]
+    expected = score(str(root / "model"), prompts, images, n_draws=4).orthogonal
+    np.testing.assert_allclose(frame.mi_orthogonal, expected, rtol=1e-6)
+    assert pd.read_csv(root / "set" / "scores.csv").shape == (4, 4)
+
+
+def test_missing_weights_and_cli(setup, tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="no CLIP model at"):
+        evaluate.CLIPScorer(tmp_path)
+    with pytest.raises(ValueError, match="at least one scorer"):
+        evaluate.evaluate(setup / "set", [])
+    args = ["evaluate", "--data", str(setup / "set")]
+    assert main([*args, "--clip", str(setup / "clip")]) == 0
+    assert "scores.csv" in capsys.readouterr().out
+    assert main([*args, "--clip", str(tmp_path / "none")]) == 2
+    assert "nothing is downloaded" in capsys.readouterr().err
