@@ -7,7 +7,8 @@ t2i finetune --model DIR --data set/ --out adapter/ [--adapter lora] [--steps 30
 t2i tune --model DIR --prompts prompts.txt --out runs/ --rounds 2 -M 50 -k 1
 t2i sweep --model DIR --prompts prompts.txt --out grids/ --scales 1.5 3 7.5 [--adapter DIR]
 t2i merge --adapters color/ shape/ --out merged/ [--weights 0.5 0.5]
-t2i evaluate --data set/ --model DIR [--adapter DIR] [--clip clip-folder/]
+t2i generate --model DIR --prompts prompts.txt --out images/ [--adapter DIR] [--seeds 0 1]
+t2i evaluate --data images/ --model DIR [--adapter DIR] [--clip clip-folder/]
 """
 
 from __future__ import annotations
@@ -73,8 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     rate.add_argument("--adapter", type=Path, help="adapter folder for the MI scorer's model")
     rate.add_argument("--clip", type=Path, help="local CLIP model folder for CLIP score")
     rate.add_argument("--draws", type=int, default=32)
+    make = commands.add_parser("generate", help="images with their MI, as an image folder")
+    make.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
+    make.add_argument("--prompts", required=True, type=Path, help="one prompt per line")
+    make.add_argument("--out", required=True, type=Path)
+    make.add_argument("--adapter", type=Path, help="adapter folder from t2i finetune")
+    make.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per prompt")
+    make.add_argument("--guidance-scale", type=float, default=7.5)
+    make.add_argument("--steps", type=int, default=50, help="sampling steps")
     args = parser.parse_args(argv)
     commands_run = {
+        "generate": _generate,
         "evaluate": _evaluate,
         "merge": _merge,
         "score": _score,
@@ -217,6 +227,40 @@ def _merge(args) -> int:
     from t2i.finetune import merge_adapters
 
     print(f"wrote {merge_adapters(args.adapters, args.out, args.weights)}")
+    return 0
+
+
+def _generate(args) -> int:
+    import io
+    import json
+
+    from miest.files import write_atomically
+    from t2i.adapters import load_pipeline
+    from t2i.finetune import load_adapter
+    from t2i.generation import generate
+    from t2i.selection import read_prompts
+
+    pipe = load_pipeline(args.model)
+    if args.adapter:
+        load_adapter(pipe, args.adapter)
+    rows = []
+    for index, prompt in enumerate(read_prompts(args.prompts)):
+        result = generate(
+            pipe,
+            [prompt] * len(args.seeds),
+            args.seeds,
+            guidance_scale=args.guidance_scale,
+            num_inference_steps=args.steps,
+        )
+        for seed, image, mi in zip(args.seeds, result.images, result.mi, strict=True):
+            name = f"images/{index:05d}_s{seed}.png"
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            write_atomically(args.out / name, buffer.getvalue())
+            rows.append({"file_name": name, "text": prompt, "seed": seed, "mi": float(mi)})
+    lines = "".join(json.dumps(row) + "\n" for row in rows)
+    write_atomically(args.out / "metadata.jsonl", lines)
+    print(f"wrote {len(rows)} images and {args.out / 'metadata.jsonl'}")
     return 0
 
 

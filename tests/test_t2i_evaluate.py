@@ -76,3 +76,17 @@ def test_missing_weights_and_cli(setup, tmp_path, capsys):
     assert "scores.csv" in capsys.readouterr().out
     assert main([*args, "--clip", str(tmp_path / "none")]) == 2
     assert "nothing is downloaded" in capsys.readouterr().err
+
+
+def test_generate_then_evaluate_from_the_cli(setup, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\na blue square\n")
+    out = tmp_path / "images"
+    args = ["generate", "--model", str(setup / "model"), "--prompts", str(prompts)]
+    assert main([*args, "--out", str(out), "--seeds", "3", "4", "--steps", "2"]) == 0
+    rows = pd.read_json(out / "metadata.jsonl", lines=True)
+    assert list(rows.seed) == [3, 4, 3, 4] and (rows.mi > 0).all()
+    assert (
+        main(["evaluate", "--data", str(out), "--model", str(setup / "model"), "--draws", "2"]) == 0
+    )
+    assert "mi_orthogonal" in pd.read_csv(out / "scores.csv").columns
