@@ -11,3 +11,23 @@ settings.register_profile(
     "default", deadline=None, max_examples=15, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("default")
+
+
+def tiny_model_and_set(root, family: str = "sd", keep: int = 1, **generation):
+    """Save a tiny ``family`` pipeline to ``root/model`` and build a fine-tuning set from it
+    in ``root/set`` (2 prompts, M = 2, top ``keep``, 2 sampling steps); returns ``root``."""
+    from t2i import selection, tiny
+
+    tiny.build(family).save_pretrained(root / "model")
+    selection.build_finetuning_set(
+        str(root / "model"),
+        ["a red circle", "a blue square"],
+        root / "set",
+        2,
+        keep,
+        num_inference_steps=2,
+        batch_size=2,
+        progress=False,
+        **generation,
+    )
+    return root

@@ -3,8 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_model_and_set
 
-from t2i import evaluate, finetune, score, selection, tiny
+from t2i import evaluate, finetune, score, tiny
 from t2i.cli import main
 
 
@@ -13,17 +14,7 @@ def setup(tmp_path_factory):
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     root = tmp_path_factory.mktemp("evaluate")
-    tiny.build("sd").save_pretrained(root / "model")
-    selection.build_finetuning_set(
-        str(root / "model"),
-        ["a red circle", "a blue square"],
-        root / "set",
-        2,
-        2,
-        num_inference_steps=2,
-        batch_size=2,
-        progress=False,
-    )
+    tiny_model_and_set(root, "sd", keep=2)
     tokenizer = tiny.tokenizer()
     text = {
         "vocab_size": len(tokenizer),

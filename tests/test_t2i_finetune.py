@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_model_and_set
 from PIL import Image
 from safetensors.torch import load_file
 
-from t2i import adapters, finetune, selection, tiny
+from t2i import adapters, finetune, tiny
 
 SIZE = {"height": 16, "width": 16}
 FAST = {"batch_size": 2, "gradient_accumulation": 1, "learning_rate": 1e-3}
@@ -19,23 +20,7 @@ FAST = {"batch_size": 2, "gradient_accumulation": 1, "learning_rate": 1e-3}
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Per family: a saved tiny pipeline and a 2-prompt fine-tuning set built from it."""
-    found = {}
-    for family in tiny.FAMILIES:
-        root = tmp_path_factory.mktemp(family)
-        tiny.build(family).save_pretrained(root / "model")
-        selection.build_finetuning_set(
-            str(root / "model"),
-            ["a red circle", "a blue square"],
-            root / "set",
-            2,
-            1,
-            num_inference_steps=2,
-            batch_size=2,
-            progress=False,
-            **SIZE,
-        )
-        found[family] = root
-    return found
+    return {f: tiny_model_and_set(tmp_path_factory.mktemp(f), f, **SIZE) for f in tiny.FAMILIES}
 
 
 def _images(pipe):
