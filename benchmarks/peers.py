@@ -37,6 +37,10 @@ def _seeded_and_quiet(seed: int) -> Iterator[None]:
         np.random.set_state(numpy_state)  # noqa: NPY002
 
 
+def _numpy(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
+
+
 @dataclass
 class TorchMist:
     """``torch_mist.estimate_mi`` fitted on a seeded split, evaluated on the held-out rows.
@@ -56,6 +60,7 @@ class TorchMist:
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         from torch_mist import estimate_mi
 
+        x, y = _numpy(x), _numpy(y)  # torch-mist indexes jax arrays (bmi's samples) row by row
         order = np.random.default_rng(self.seed).permutation(len(x))
         n_test = max(1, round(len(x) * self.test_size))
         test, train = order[:n_test], order[n_test:]
@@ -98,6 +103,7 @@ class LatentMI:
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         from latentmi import lmi
 
+        x, y = _numpy(x), _numpy(y)
         with _seeded_and_quiet(self.seed):
             pmi_bits, _, _ = lmi.estimate(x, y, **({"epochs": 30, "device": "cpu"} | self.options))
         return float(np.nanmean(pmi_bits) * math.log(2))
