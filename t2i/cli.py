@@ -112,6 +112,7 @@ def _training_options(tune) -> None:
     tune.add_argument("--accumulation", type=int, default=50, help="gradient accumulation")
     tune.add_argument("--checkpoint-every", type=int, default=50)
     tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
 
 
 def _score(args) -> int:
@@ -171,6 +172,7 @@ def _config(args):
         gradient_accumulation=args.accumulation,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
+        mixed_precision=args.mixed_precision,
     )
 
 

@@ -14,8 +14,11 @@ written through miest's paths (``miest.paths.training_target``):
 Defaults follow the papers (MI-TUNE Table 8; RFMI: lr 5e-6, 2,000 steps): DoRA, rank
 and alpha 32 on the attention and feed-forward projections, AdamW (0.9, 0.999, weight
 decay 1e-2), constant learning rate, gradient clipping 1.0, effective batch through
-gradient accumulation. Every random draw of step ``s`` comes from a generator seeded
-with ``(seed, s)``, so a run resumed from a checkpoint reproduces the uninterrupted one.
+gradient accumulation. ``accelerate`` places the model, runs mixed precision
+(``mixed_precision``, one setting per process) and, under ``accelerate launch``,
+averages the adapter's gradients over processes (each draws its own batches). Every
+random draw of step ``s`` comes from a generator seeded with ``(seed, s)``, so a resumed
+run reproduces the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -68,12 +71,17 @@ class FinetuneConfig:
     timestep_range: tuple[int, int] = (500, 1000)  # SD/SDXL; (0, 1000) for the full range
     flow_times: str = "logit-normal"  # SD3: "logit-normal" or "uniform"
     checkpoint_every: int = 50
+    mixed_precision: str = "no"  # "no", "fp16" or "bf16" (through accelerate)
     seed: int = 0
 
     def resolved(self, family: str) -> FinetuneConfig:
         """A copy with every ``None`` replaced by the family's default, checked."""
         if self.adapter not in ("dora", "lora"):
             raise ValueError(f"adapter must be 'dora' or 'lora', got {self.adapter!r}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(
+                f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}"
+            )
         if self.flow_times not in ("logit-normal", "uniform"):
             raise ValueError(f"unknown flow_times {self.flow_times!r}")
         lo, hi = self.timestep_range
@@ -189,44 +197,59 @@ def finetune(
 ) -> Path:
     """Train an adapter on ``dataset``; checkpoints in ``out/checkpoints`` (resumed if
     present); the final adapter in ``out`` for ``pipe.load_lora_weights(out)``."""
+    from accelerate import Accelerator
     from peft.utils import get_peft_model_state_dict
 
     adapter = as_adapter(model)
     config = (config or FinetuneConfig()).resolved(adapter.family)
     images, prompts, rows = read_dataset(dataset)
     out = Path(out)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    adapter.pipe.to(accelerator.device)
     with torch.no_grad():
         latents = torch.cat([adapter.encode_images([p]) for p in images]).float()
         conditions = adapter.encode_prompts(prompts)
     add_adapter(adapter, config)
     params = [p for p in adapter.denoiser.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=config.learning_rate, betas=(0.9, 0.999), weight_decay=config.weight_decay
+    optimizer = accelerator.prepare(
+        torch.optim.AdamW(
+            params, lr=config.learning_rate, betas=(0.9, 0.999), weight_decay=config.weight_decay
+        )
     )
     start, losses = _resume(adapter, optimizer, out)
     adapter.denoiser.train()
-    bar = tqdm(range(start, config.steps), desc="fine-tune", disable=not progress)
+    shown = progress and accelerator.is_local_main_process
+    bar = tqdm(range(start, config.steps), desc="fine-tune", disable=not shown)
     for step in bar:
-        generator = _step_generator(config.seed, step)
+        # each process draws its own batches; all draws of a step depend on (seed, step) only
+        generator = _step_generator(
+            config.seed, step * accelerator.num_processes + accelerator.process_index
+        )
         optimizer.zero_grad()
         total = 0.0
         for _ in range(config.gradient_accumulation):
             batch = torch.randint(len(images), (config.batch_size,), generator=generator)
-            loss = loss_on_batch(adapter, latents, conditions, batch, config, generator)
-            (loss / config.gradient_accumulation).backward()
+            with accelerator.autocast():
+                loss = loss_on_batch(adapter, latents, conditions, batch, config, generator)
+            accelerator.backward(loss / config.gradient_accumulation)
             total += loss.item() / config.gradient_accumulation
         if not math.isfinite(total):
             raise FloatingPointError(f"loss {total} at step {step}: lower the learning rate")
-        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        if accelerator.num_processes > 1:  # data parallel: average the adapter's gradients
+            for param in params:
+                param.grad = accelerator.reduce(param.grad, reduction="mean")
+        accelerator.clip_grad_norm_(params, config.max_grad_norm)
         optimizer.step()
         losses.append(total)
         bar.set_postfix(loss=f"{total:.4f}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+        last = step + 1 == config.steps
+        if accelerator.is_main_process and ((step + 1) % config.checkpoint_every == 0 or last):
             _checkpoint(adapter, optimizer, out, step + 1, losses)
     adapter.denoiser.eval()
-    state = get_peft_model_state_dict(adapter.denoiser)
-    save_adapter(adapter, state, out)
-    _write_card(adapter, config, dataset, rows, losses, out)
+    if accelerator.is_main_process:
+        save_adapter(adapter, get_peft_model_state_dict(adapter.denoiser), out)
+        _write_card(adapter, config, dataset, rows, losses, out)
+    accelerator.wait_for_everyone()
     return out
 
 

@@ -72,6 +72,26 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
         assert loss().item() < first.item()
 
 
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one mixed-precision setting per process; tests switch it."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+
+
+def test_bf16_mixed_precision_trains_on_the_cpu(models, tmp_path, fresh_accelerate_state):
+    pipe = adapters.load_pipeline(models["sd"] / "model")
+    before = _images(pipe)
+    config = finetune.FinetuneConfig(steps=2, mixed_precision="bf16", **FAST)
+    finetune.finetune(pipe, models["sd"] / "set", tmp_path, config, progress=False)
+    assert np.abs(_images(pipe) - before).max() > 1e-4
+    with pytest.raises(ValueError, match="mixed_precision must be"):
+        finetune.FinetuneConfig(mixed_precision="fp8").resolved("sd")
+
+
 def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path):
     root = models["sd"]
     config = finetune.FinetuneConfig(steps=4, checkpoint_every=2, **FAST)
