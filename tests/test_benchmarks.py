@@ -195,3 +195,16 @@ def test_committed_caches_belong_to_current_jobs(name):
     keys = {job.key for job in get_suite(name).jobs()}
     files = {path.stem for path in cache.glob("*.json")}
     assert files and files <= keys, sorted(files - keys)[:3]
+
+
+def test_readme_headline_table_is_the_quick_report_table():
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    copied = readme.split("<!-- begin quick summary -->\n")[1].split(
+        "\n<!-- end quick summary -->"
+    )[0]
+    report = (root / "results" / "quick" / "REPORT.md").read_text()
+    table = report.split("## Successes and cost per estimator\n\n")[1].split("\n\n")[0]
+    assert copied == table
