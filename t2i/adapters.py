@@ -150,9 +150,13 @@ class Adapter:
         return -output if self.family == "sd3" else output
 
     # --- inputs ----------------------------------------------------------------------
-    @torch.no_grad()
-    def encode_prompts(self, prompts: list[str]) -> Conditions:
-        """Conditions for ``prompts`` and for the empty (unconditional) prompt."""
+    def encode_prompts(self, prompts: list[str], grad: bool = False) -> Conditions:
+        """Conditions for ``prompts`` and for the empty (unconditional) prompt; with
+        ``grad`` the text encoders' graph is kept (for training them)."""
+        with torch.set_grad_enabled(grad):
+            return self._encode_prompts(prompts)
+
+    def _encode_prompts(self, prompts: list[str]) -> Conditions:
         pipe, device = self.pipe, self.device
         if self.family == "sd":
             embeds, empty = pipe.encode_prompt(prompts, device, 1, True)

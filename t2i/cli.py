@@ -113,6 +113,7 @@ def _training_options(tune) -> None:
     tune.add_argument("--checkpoint-every", type=int, default=50)
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    tune.add_argument("--train-text-encoder", action="store_true", help="LoRA on CLIP encoders")
 
 
 def _score(args) -> int:
@@ -173,6 +174,7 @@ def _config(args):
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
+        train_text_encoder=args.train_text_encoder,
     )
 
 

@@ -61,9 +61,11 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
     optimizer = torch.optim.SGD(params, lr=0.05)
     rows = torch.tensor([0, 1])
 
+    batch = {key: value[rows] for key, value in conditions.with_prompt.items()}
+
     def loss():
         generator = torch.Generator().manual_seed(3)
-        return finetune.loss_on_batch(adapter, latents, conditions, rows, config, generator)
+        return finetune.loss_on_batch(adapter, latents[rows], batch, config, generator)
 
     first = loss()
     first.backward()
@@ -90,6 +92,22 @@ def test_bf16_mixed_precision_trains_on_the_cpu(models, tmp_path, fresh_accelera
     assert np.abs(_images(pipe) - before).max() > 1e-4
     with pytest.raises(ValueError, match="mixed_precision must be"):
         finetune.FinetuneConfig(mixed_precision="fp8").resolved("sd")
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl", "sd3"])
+@pytest.mark.parametrize("kind", ["dora", "lora"])
+def test_text_encoder_adapters_train_and_reload(models, family, kind, tmp_path):
+    pipe = adapters.load_pipeline(models[family] / "model")
+    config = finetune.FinetuneConfig(steps=2, train_text_encoder=True, adapter=kind, **FAST)
+    finetune.finetune(pipe, models[family] / "set", tmp_path, config, progress=False)
+    saved = load_file(tmp_path / finetune.WEIGHTS)
+    assert any(key.startswith("text_encoder.") for key in saved)
+    assert any(key.startswith("text_encoder_2.") for key in saved) == (family != "sd")
+    fresh = adapters.load_pipeline(models[family] / "model")
+    finetune.load_adapter(fresh, tmp_path)
+    np.testing.assert_array_equal(_images(fresh), _images(pipe))
+    base = _images(adapters.load_pipeline(models[family] / "model"))
+    assert np.abs(_images(fresh) - base).max() > 1e-4
 
 
 def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path):
@@ -132,7 +150,7 @@ def test_bad_input_is_a_clear_error(models, tmp_path):
     with pytest.raises(ValueError, match="lists no images"):
         finetune.read_dataset(tmp_path)
     bad = finetune.FinetuneConfig(target_modules=("to_nothing",), steps=1, **FAST)
-    with pytest.raises(ValueError, match="cannot add the adapter to the sd denoiser"):
+    with pytest.raises(ValueError, match="cannot add the adapter to the sd model"):
         finetune.finetune(pipe, root / "set", tmp_path / "out", bad, progress=False)
     with pytest.raises(ValueError, match="adapter must be 'dora' or 'lora'"):
         finetune.FinetuneConfig(adapter="ia3").resolved("sd")
