@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     rate.add_argument("--adapter", type=Path, help="adapter folder for the MI scorer's model")
     rate.add_argument("--clip", type=Path, help="local CLIP model folder for CLIP score")
     rate.add_argument("--draws", type=int, default=32)
+    rate.add_argument(
+        "--reference", type=Path, help="folder of reference images for CMMD and FD-CLIP (--clip)"
+    )
     make = commands.add_parser("generate", help="images with their MI, as an image folder")
     make.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
     make.add_argument("--prompts", required=True, type=Path, help="one prompt per line")
@@ -282,9 +285,23 @@ def _evaluate(args) -> int:
         scorers.append(MIScorer(pipe, n_draws=args.draws))
     if args.clip:
         scorers.append(CLIPScorer(args.clip))
-    frame = evaluate(args.data, scorers)
-    print(frame.drop(columns=["file_name"]).groupby("text").mean().to_string())
-    print(f"wrote {args.data / 'scores.csv'}")
+    if args.reference:
+        import json
+
+        from miest.files import write_atomically
+        from t2i.evaluate import set_metrics
+        from t2i.finetune import read_dataset
+
+        if not args.clip:
+            raise ValueError("--reference needs --clip (CMMD and FD-CLIP use CLIP features)")
+        reference = sorted(p for p in args.reference.iterdir() if p.suffix in (".png", ".jpg"))
+        metrics = set_metrics(reference, read_dataset(args.data)[0], args.clip)
+        write_atomically(args.data / "set_metrics.json", json.dumps(metrics, indent=1))
+        print(json.dumps(metrics))
+    if scorers:
+        frame = evaluate(args.data, scorers)
+        print(frame.drop(columns=["file_name"]).groupby("text").mean().to_string())
+        print(f"wrote {args.data / 'scores.csv'}")
     return 0
 
 

@@ -1,8 +1,11 @@
 """Scoring image folders: the MI scorer, CLIP score with local weights, and clear errors."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import tiny_model_and_set
 
 from t2i import evaluate, finetune, score, tiny
@@ -81,3 +84,32 @@ def test_generate_then_evaluate_from_the_cli(setup, tmp_path, capsys):
         main(["evaluate", "--data", str(out), "--model", str(setup / "model"), "--draws", "2"]) == 0
     )
     assert "mi_orthogonal" in pd.read_csv(out / "scores.csv").columns
+
+
+def test_set_metrics_are_zero_for_one_set_and_grow_with_a_shift(setup):
+    rng = np.random.default_rng(0)
+    images = list(rng.integers(0, 256, size=(12, 32, 32, 3), dtype=np.uint8))
+    brighter = [np.clip(image.astype(int) + 90, 0, 255).astype(np.uint8) for image in images]
+    same = evaluate.set_metrics(images, images, setup / "clip")
+    shifted = evaluate.set_metrics(images, brighter, setup / "clip")
+    assert abs(same["fd_clip"]) < 1e-3 and abs(same["cmmd"]) < 0.5
+    assert shifted["fd_clip"] > 100 * max(abs(same["fd_clip"]), 1e-6)
+    assert shifted["cmmd"] > 0
+    with pytest.raises(ValueError, match="at least two images"):
+        evaluate.cmmd(torch.zeros(1, 4), torch.zeros(3, 4))
+
+
+def test_cli_set_metrics_against_reference_images(setup, tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+    args = ["evaluate", "--data", str(setup / "set"), "--reference", str(tmp_path)]
+    assert main([*args, "--clip", str(setup / "clip")]) == 0
+    metrics = json.loads((setup / "set" / "set_metrics.json").read_text())
+    assert set(metrics) == {"cmmd", "fd_clip"} and np.isfinite(list(metrics.values())).all()
+    assert main(args) == 2
+    assert "--reference needs --clip" in capsys.readouterr().err
