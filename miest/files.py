@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -16,3 +17,10 @@ def write_atomically(path: Path, data: str | bytes) -> None:
         f.write(data)
     os.chmod(f.name, 0o644)  # temporary files are created owner-only
     os.replace(f.name, path)
+
+
+def save_image_atomically(path: Path, image, format: str = "PNG") -> None:
+    """Save a PIL image (anything with ``.save(file, format=...)``) with ``write_atomically``."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    write_atomically(path, buffer.getvalue())

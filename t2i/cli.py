@@ -238,10 +238,9 @@ def _merge(args) -> int:
 
 
 def _generate(args) -> int:
-    import io
     import json
 
-    from miest.files import write_atomically
+    from miest.files import save_image_atomically, write_atomically
     from t2i.adapters import load_pipeline
     from t2i.finetune import load_adapter
     from t2i.generation import generate
@@ -261,9 +260,7 @@ def _generate(args) -> int:
         )
         for seed, image, mi in zip(args.seeds, result.images, result.mi, strict=True):
             name = f"images/{index:05d}_s{seed}.png"
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            write_atomically(args.out / name, buffer.getvalue())
+            save_image_atomically(args.out / name, image)
             rows.append({"file_name": name, "text": prompt, "seed": seed, "mi": float(mi)})
     lines = "".join(json.dumps(row) + "\n" for row in rows)
     write_atomically(args.out / "metadata.jsonl", lines)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from miest.files import write_atomically
+from miest.files import save_image_atomically, write_atomically
 from t2i.adapters import Adapter
 from t2i.generation import generate
 from t2i.score import as_adapter
@@ -166,17 +166,9 @@ def _select(
     kept = []
     for rank, j in enumerate(order):
         name = f"images/{index:05d}_{rank}.png"
-        _save_png(images[j], out / name)
+        save_image_atomically(out / name, images[j])
         kept.append({"file_name": name, "seed": seeds[j], "mi": mi[j], "rank": rank})
     return {"index": index, "text": prompt, "seeds": seeds, "mi": mi, "kept": kept}
-
-
-def _save_png(image, path: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    write_atomically(path, buffer.getvalue())
 
 
 def _model_id(adapter: Adapter) -> str:

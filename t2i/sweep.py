@@ -7,12 +7,11 @@ quality "sweet spot" of a (fine-tuned) model by eye and by number.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
 
-from miest.files import write_atomically
+from miest.files import save_image_atomically, write_atomically
 from t2i.generation import generate
 from t2i.score import as_adapter
 
@@ -41,9 +40,7 @@ def guidance_sweep(
         result = generate(
             adapter, [p for p, _ in pairs], [s for _, s in pairs], guidance_scale=scale, **options
         )
-        buffer = io.BytesIO()
-        grid(result.images, len(seeds)).save(buffer, format="PNG")
-        write_atomically(out / f"guidance-{scale:g}.png", buffer.getvalue())
+        save_image_atomically(out / f"guidance-{scale:g}.png", grid(result.images, len(seeds)))
         rows += [
             {"guidance_scale": scale, "prompt": p, "seed": s, "mi": m}
             for (p, s), m in zip(pairs, result.mi, strict=True)
