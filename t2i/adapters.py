@@ -122,6 +122,11 @@ class Adapter:
                 raise ValueError(f"unsupported prediction_type {prediction!r}")
             self.parametrisation = "eps" if prediction == "epsilon" else "v"
             self.path = DiscreteSchedulePath(pipe.scheduler.alphas_cumprod)
+        # pipeline keyword arguments for text: SD3 pads its third encoder's tokens to 256
+        # unless told otherwise; a shorter tokenizer (the toy world's) sets a shorter length
+        tokenizer_3 = getattr(pipe, "tokenizer_3", None)
+        length = tokenizer_3.model_max_length if tokenizer_3 is not None else 256
+        self.text_kwargs = {"max_sequence_length": length} if length < 256 else {}
 
     @property
     def device(self) -> torch.device:
@@ -172,7 +177,12 @@ class Adapter:
                 {"encoder_hidden_states": empty[:1], "text_embeds": empty_pooled[:1]},
             )
         embeds, empty, pooled, empty_pooled = pipe.encode_prompt(
-            prompt=prompts, prompt_2=None, prompt_3=None, device=device, num_images_per_prompt=1
+            prompt=prompts,
+            prompt_2=None,
+            prompt_3=None,
+            device=device,
+            num_images_per_prompt=1,
+            **self.text_kwargs,
         )
         return Conditions(
             {"encoder_hidden_states": embeds, "pooled_projections": pooled},

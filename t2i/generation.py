@@ -115,7 +115,7 @@ def generate(
             guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps,
             generator=[torch.Generator().manual_seed(int(s)) for s in seeds],
-            **pipeline_kwargs,
+            **(adapter.text_kwargs | pipeline_kwargs),
         )
     finally:
         handle.remove()

@@ -1,0 +1,1 @@
+"""A compositional text-to-image world small enough to train on a CPU (see ``world``)."""

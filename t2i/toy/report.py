@@ -1,0 +1,296 @@
+"""The toy experiment's report: tables with bootstrap CIs, plots, grids and REPORT.md.
+
+Confidence intervals are 95% percentile intervals of a two-level bootstrap: prompts are
+resampled, then seeds within each prompt. Differences between two arms (MI - random,
+...) are paired: both arms saw the same prompts and seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from miest.files import write_atomically
+
+BOOTSTRAP = 2000
+ORDER = ("base", "random", "mi", "oracle")
+
+
+def main_settings(rows: pd.DataFrame) -> dict:
+    """The settings of the main comparison: those most fine-tuned arms share."""
+    from t2i.toy.experiment import Arm
+
+    names = [f for f in Arm.__dataclass_fields__ if f not in ("family", "category", "selection")]
+    tuned = rows[rows["selection"] != "base"].drop_duplicates("arm")
+    source = tuned if len(tuned) else rows.drop_duplicates("arm")
+    values = source[names].value_counts().idxmax()
+    return {
+        name: getattr(value, "item", lambda v=value: v)()
+        for name, value in zip(names, values, strict=True)
+    }
+
+
+def split_main(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(rows of the main comparison, rows of every other arm, the main settings); base
+    arms join the main comparison when they were evaluated the same way."""
+    from t2i.toy.experiment import EVAL_SETTINGS
+
+    settings = main_settings(rows)
+    names = list(settings)
+    matches_all = (rows[names] == pd.Series(settings)).all(axis=1)
+    matches_eval = (rows[list(EVAL_SETTINGS)] == pd.Series(settings)[list(EVAL_SETTINGS)]).all(
+        axis=1
+    )
+    main = matches_all | ((rows["selection"] == "base") & matches_eval)
+    return rows[main], rows[~main], settings
+
+
+def _matrix(rows: pd.DataFrame, column: str) -> np.ndarray:
+    """(prompts, seeds) values of ``column``."""
+    table = rows.pivot_table(index="prompt", columns="seed", values=column, aggfunc="mean")
+    return table.to_numpy(dtype=np.float64)
+
+
+def bootstrap(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high) of a (prompts, seeds) matrix, two-level bootstrap."""
+    rng = np.random.default_rng(seed)
+    n_prompts, n_seeds = values.shape
+    prompts = rng.integers(n_prompts, size=(BOOTSTRAP, n_prompts))
+    seeds = rng.integers(n_seeds, size=(BOOTSTRAP, n_prompts, n_seeds))
+    means = values[prompts[..., None], seeds].mean((1, 2))
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(values.mean()), float(low), float(high)
+
+
+def load(results: str | Path) -> pd.DataFrame:
+    """Every arm's rows from ``results/arms/*.csv`` in one table."""
+    files = sorted(Path(results, "arms").glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no arm results in {Path(results, 'arms')}: run t2i-toy run")
+    return pd.concat([pd.read_csv(f).assign(arm=f.stem) for f in files], ignore_index=True)
+
+
+def _fmt(mean: float, low: float, high: float, percent: bool = True) -> str:
+    scale = 100 if percent else 1
+    return f"{scale * mean:.1f} [{scale * low:.1f}, {scale * high:.1f}]"
+
+
+def headline(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per family, category and selection of the default arms: score and all-correct (%)
+    with CIs, diversity and mean MI."""
+    records = []
+    for (family, category, selection), group in rows.groupby(["family", "category", "selection"]):
+        records.append(
+            {
+                "family": family,
+                "category": category,
+                "selection": selection,
+                "score %": _fmt(*bootstrap(_matrix(group, "score"))),
+                "all-correct %": _fmt(*bootstrap(_matrix(group, "all_correct"))),
+                "diversity": f"{group['diversity'].mean():.3f}",
+                "mean MI (nats)": f"{group['mi'].mean():.2f}",
+                "images": len(group),
+            }
+        )
+    table = pd.DataFrame(records)
+    table["_order"] = table["selection"].map(ORDER.index)
+    return table.sort_values(["family", "category", "_order"]).drop(columns="_order")
+
+
+def comparisons(rows: pd.DataFrame, pairs=(("mi", "random"), ("mi", "base"), ("oracle", "random"))):
+    """Paired differences in all-correct rate (percentage points) with CIs and a verdict."""
+    records = []
+    for (family, category), group in rows.groupby(["family", "category"]):
+        arms = {s: g for s, g in group.groupby("selection")}
+        for a, b in pairs:
+            if a not in arms or b not in arms:
+                continue
+            diff = _matrix(arms[a], "all_correct") - _matrix(arms[b], "all_correct")
+            mean, low, high = bootstrap(diff)
+            verdict = "better" if low > 0 else "worse" if high < 0 else "no difference"
+            records.append(
+                {
+                    "family": family,
+                    "category": category,
+                    "comparison": f"{a} - {b}",
+                    "all-correct difference (pp)": _fmt(mean, low, high),
+                    "verdict (95% CI)": verdict,
+                }
+            )
+    return pd.DataFrame(records)
+
+
+def mi_alignment(pools: pd.DataFrame) -> pd.DataFrame:
+    """Per pool (family, category): Kendall's tau between MI and checker score among each
+    prompt's M images, averaged over prompts (with a bootstrap CI over prompts), and the
+    mean score of the top-MI image against the pool mean."""
+    records = []
+    for (family, category), group in pools.groupby(["family", "category"]):
+        taus, top, mean = [], [], []
+        for _, images in group.groupby("prompt"):
+            mean.append(images["score"].mean())
+            top.append(images.loc[images["mi"].idxmax(), "score"])
+            if images["score"].nunique() > 1:
+                taus.append(kendalltau(images["mi"], images["score"]).statistic)
+        taus = np.array(taus)
+        tau = bootstrap(taus[:, None]) if len(taus) else (np.nan,) * 3
+        records.append(
+            {
+                "family": family,
+                "category": category,
+                "Kendall tau": _fmt(*tau, percent=False),
+                "prompts with tau": f"{len(taus)} / {group['prompt'].nunique()}",
+                "top-MI image score %": f"{100 * np.mean(top):.1f}",
+                "pool mean score %": f"{100 * np.mean(mean):.1f}",
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def load_pools(results: str | Path) -> pd.DataFrame:
+    files = sorted(Path(results, "pools").glob("*__round1__shared.csv"))
+    frames = []
+    for f in files:
+        family, category = f.stem.split("__")[:2]
+        frames.append(pd.read_csv(f).assign(family=family, category=category, pool=f.stem))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def plot_headline(rows: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = sorted(rows["family"].unique())
+    fig, axes = plt.subplots(1, len(families), figsize=(6 * len(families), 3.6), squeeze=False)
+    for ax, family in zip(axes[0], families, strict=True):
+        sub = rows[rows["family"] == family]
+        categories = sorted(sub["category"].unique())
+        selections = [s for s in ORDER if s in set(sub["selection"])]
+        width = 0.8 / len(selections)
+        for j, selection in enumerate(selections):
+            stats = [
+                bootstrap(
+                    _matrix(sub[(sub.category == c) & (sub.selection == selection)], "all_correct")
+                )
+                if ((sub.category == c) & (sub.selection == selection)).any()
+                else (np.nan,) * 3
+                for c in categories
+            ]
+            mean, low, high = (100 * np.array(v) for v in zip(*stats, strict=True))
+            x = np.arange(len(categories)) + (j - (len(selections) - 1) / 2) * width
+            ax.bar(x, mean, width, label=selection)
+            ax.errorbar(x, mean, [mean - low, high - mean], fmt="none", ecolor="black", lw=1)
+        ax.set_xticks(np.arange(len(categories)), categories)
+        ax.set_ylabel("held-out all-correct (%)")
+        ax.set_title(f"toy {family}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    for suffix in (".png", ".svg"):
+        fig.savefig(out.with_suffix(suffix), dpi=120)
+    plt.close(fig)
+
+
+def plot_mi_vs_score(pools: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(pools.groupby(["family", "category"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(3 * len(groups), 3), squeeze=False)
+    for ax, ((family, category), group) in zip(axes[0], groups, strict=True):
+        # MI relative to the prompt's mean, so prompts with different MI levels line up
+        centred = group["mi"] - group.groupby("prompt")["mi"].transform("mean")
+        ax.scatter(centred, group["score"], s=6, alpha=0.4)
+        ax.set_title(f"{family} {category}", fontsize=9)
+        ax.set_xlabel("MI - prompt mean (nats)")
+    axes[0][0].set_ylabel("checker score")
+    fig.tight_layout()
+    for suffix in (".png", ".svg"):
+        fig.savefig(out.with_suffix(suffix), dpi=120)
+    plt.close(fig)
+
+
+def write_report(results: str | Path, grids: list[Path] | None = None) -> Path:
+    """Tables and plots from ``results`` into ``results/REPORT.md``."""
+    results = Path(results)
+    rows = load(results)
+    defaults, variants, settings = split_main(rows)
+    plot_headline(defaults, results / "all_correct")
+    pools = load_pools(results)
+    parts = [
+        "# Toy text-to-image world: does MI-selected fine-tuning improve alignment?\n",
+        "Generated by `t2i-toy report` from `arms/*.csv` and `pools/*.csv` (see README).\n",
+        "## Held-out alignment per arm\n",
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + ".",
+        "Means with 95% bootstrap CIs over prompts and seeds.\n",
+        headline(defaults).to_markdown(index=False),
+        "\n![all-correct](all_correct.png)\n",
+        "## Paired differences in all-correct rate\n",
+        comparisons(defaults).to_markdown(index=False),
+    ]
+    if not pools.empty:
+        plot_mi_vs_score(pools, results / "mi_vs_score")
+        parts += [
+            "\n## Point-wise MI against the checker, within each prompt's M candidates\n",
+            mi_alignment(pools).to_markdown(index=False),
+            "\n![mi vs score](mi_vs_score.png)\n",
+        ]
+    if not variants.empty:
+        parts += ["\n## Other settings\n", _variants(variants).to_markdown(index=False)]
+    for grid in grids or sorted(results.glob("grid_*.png")):
+        parts.append(f"\n![{grid.stem}]({grid.name})\n")
+    report = results / "REPORT.md"
+    write_atomically(report, ("\n".join(parts) + "\n").encode())
+    return report
+
+
+def _variants(rows: pd.DataFrame) -> pd.DataFrame:
+    records = []
+    for arm, group in rows.groupby("arm"):
+        records.append(
+            {
+                "arm": arm,
+                "score %": _fmt(*bootstrap(_matrix(group, "score"))),
+                "all-correct %": _fmt(*bootstrap(_matrix(group, "all_correct"))),
+                "diversity": f"{group['diversity'].mean():.3f}",
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def write_grids(experiment, prompts_per_category: int = 2, zoom: int = 3) -> list[Path]:
+    """``grid_<family>.png``: for the first held-out prompts of each category, a row of
+    base images above a row of MI-fine-tuned images (same seeds). Grids are drawn from
+    the work folder's images; without them the committed grids are kept."""
+    from PIL import Image
+
+    from t2i.sweep import grid
+    from t2i.toy.experiment import Arm
+
+    defaults, _, settings = split_main(load(experiment.results))
+    written = []
+    for family, group in defaults.groupby("family"):
+        tiles, columns = [], None
+        for category in sorted(group["category"].unique()):
+            arms = [Arm(family, category, s, **settings) for s in ("base", "mi")]
+            files = [experiment._arm_work(a) / "eval_images.npz" for a in arms]
+            if not all(f.exists() for f in files):
+                continue
+            columns = arms[0].eval_seeds
+            for f in files:
+                images = np.load(f)["images"][: prompts_per_category * columns]
+                tiles += [
+                    Image.fromarray(i).resize((32 * zoom,) * 2, Image.NEAREST) for i in images
+                ]
+        if tiles:
+            path = Path(experiment.results) / f"grid_{family}.png"
+            # per category: a row of base images, then a row of MI-fine-tuned ones
+            grid(tiles, columns * prompts_per_category).save(path)
+            written.append(path)
+    return written or sorted(Path(experiment.results).glob("grid_*.png"))

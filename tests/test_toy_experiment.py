@@ -1,0 +1,158 @@
+"""The toy world end to end at toy scale: train both families briefly, run every
+selection of the experiment, and write the report (the CI version of the full run)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from t2i.toy import models, report
+from t2i.toy.cli import main
+from t2i.toy.experiment import Arm, Experiment, choose, diversity
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    assert (
+        main(
+            [
+                "train",
+                "--models",
+                str(root / "models"),
+                "--steps",
+                "4",
+                "--vae-steps",
+                "4",
+                "--scenes",
+                "8",
+            ]
+        )
+        == 0
+    )
+    return root
+
+
+def test_trained_folders_are_diffusers_pipelines_without_the_minilm_weights(toy):
+    import t2i
+
+    for family, slot in models.MINILM_SLOT.items():
+        folder = toy / "models" / family
+        assert not (folder / slot / "model.safetensors").exists()
+        card = json.loads((folder / "training.json").read_text())
+        assert card["config"]["steps"] == 4 and np.isfinite(card["final_loss_last_200"])
+        pipe = t2i.load_pipeline(models.complete(folder))
+        assert t2i.detect_family(pipe) == family
+    # the shared VAE maps the world's images to roughly unit-variance latents
+    vae_config = json.loads((toy / "models" / "vae" / "config.json").read_text())
+    assert vae_config["scaling_factor"] > 0
+
+
+def test_every_selection_runs_and_reports(toy):
+    arguments = [
+        "--models",
+        str(toy / "models"),
+        "--results",
+        str(toy / "results"),
+        "--work",
+        str(toy / "work"),
+    ]
+    settings = [
+        "-M",
+        "2",
+        "--sampling-steps",
+        "4",
+        "--finetune-steps",
+        "2",
+        "--train-prompts",
+        "2",
+        "--eval-prompts",
+        "2",
+        "--eval-seeds",
+        "2",
+    ]
+    assert main(["run", "--category", "numeracy", *settings, *arguments]) == 0
+    arms = sorted(p.stem for p in (toy / "results" / "arms").glob("*.csv"))
+    assert len(arms) == 2 * 4  # two families, four selections
+    rows = report.load(toy / "results")
+    assert set(rows["selection"]) == {"base", "random", "mi", "oracle"}
+    assert rows["score"].between(0, 1).all() and np.isfinite(rows["mi"]).all()
+    # the same held-out prompts and seeds in every arm: comparisons are paired
+    keys = rows.groupby("arm")[["prompt", "seed"]].apply(lambda g: tuple(map(tuple, g.values)))
+    assert keys.nunique() == 1
+    # every selection chose from one shared round-1 pool per family
+    assert len(list((toy / "results" / "pools").glob("*.csv"))) == 2
+    assert main(["report", *arguments]) == 0
+    text = (toy / "results" / "REPORT.md").read_text()
+    assert "mi - random" in text and "Kendall tau" in text
+    assert (toy / "results" / "grid_sd.png").exists()
+    # a rerun finds every arm cached and changes nothing
+    before = {p: p.read_bytes() for p in (toy / "results" / "arms").glob("*.csv")}
+    assert main(["run", "--category", "numeracy", *settings, *arguments]) == 0
+    assert before == {p: p.read_bytes() for p in (toy / "results" / "arms").glob("*.csv")}
+
+
+def test_choose_picks_by_mi_by_score_or_at_random():
+    pool = pd.DataFrame(
+        {
+            "prompt": ["a"] * 3 + ["b"] * 3,
+            "mi": [1.0, 3.0, 2.0, 0.5, 0.1, 0.9],
+            "score": [1.0, 0.0, 0.5, 0.0, 1.0, 0.5],
+        }
+    )
+    assert choose(pool, "mi", 1)["mi"].tolist() == [3.0, 0.9]
+    assert sorted(choose(pool, "oracle", 1)["score"]) == [1.0, 1.0]
+    assert len(choose(pool, "random", 2)) == 4
+    assert choose(pool, "random", 2, seed=1).equals(choose(pool, "random", 2, seed=1))
+
+
+def test_diversity_is_zero_for_repeats_and_positive_otherwise():
+    same = np.zeros((2, 4, 32, 32, 3), np.uint8).reshape(8, 32, 32, 3)
+    assert np.allclose(diversity(same, 4), 0)
+    mixed = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    assert (diversity(mixed, 4) > 0.2).all()
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"family": "sdxl"}, "unknown family"),
+        ({"category": "texture"}, "unknown category"),
+        ({"selection": "best"}, "unknown selection"),
+        ({"keep": 3, "images_per_prompt": 2}, "1 <= k <= M"),
+    ],
+)
+def test_bad_arms_are_named(settings, match):
+    with pytest.raises(ValueError, match=match):
+        Arm(**({"family": "sd", "category": "colour"} | settings))
+
+
+def test_missing_models_give_a_clear_error(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                str(tmp_path / "nowhere"),
+                "--results",
+                str(tmp_path),
+                "--category",
+                "shape",
+                "--family",
+                "sd",
+            ]
+        )
+        == 2
+    )
+    assert "no toy model" in capsys.readouterr().err
+
+
+def test_bootstrap_interval_contains_the_mean_and_shrinks_with_data():
+    rng = np.random.default_rng(0)
+    small, large = rng.random((8, 2)), rng.random((200, 4))
+    for values in (small, large):
+        mean, low, high = report.bootstrap(values)
+        assert low < mean < high
+    assert np.diff(report.bootstrap(large)[1:]) < np.diff(report.bootstrap(small)[1:])
+    assert Experiment  # the class the CLI drives
