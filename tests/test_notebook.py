@@ -10,14 +10,26 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 
 
-def test_benchmark_results_notebook_executes():
-    notebook = nbformat.read(NOTEBOOKS / "benchmark_results.ipynb", as_version=4)
+def _run(name: str) -> list:
+    """Execute a notebook in notebooks/; its code cells' outputs."""
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbclient.NotebookClient(
         notebook, timeout=300, resources={"metadata": {"path": str(NOTEBOOKS)}}
     ).execute()
-    outputs = [
+    return [
         o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
     ]
+
+
+def test_benchmark_results_notebook_executes():
+    outputs = _run("benchmark_results.ipynb")
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
     assert any("rfmi" in o.get("data", {}).get("text/plain", "") for o in outputs)
+
+
+def test_toy_notebook_executes_on_the_committed_scores():
+    outputs = _run("t2i_toy_mi_vs_alignment.ipynb")
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
+    assert any("Kendall tau" in o.get("data", {}).get("text/plain", "") for o in outputs)

@@ -30,3 +30,19 @@ def test_the_shared_vae_keeps_every_held_out_scene_checkable():
     # the configured shift and scale give latents of about zero mean and unit variance
     scaled = (latents - vae.config.shift_factor) * vae.config.scaling_factor
     assert abs(scaled.mean().item()) < 0.2 and 0.8 < scaled.std().item() < 1.25
+
+
+RESULTS = MODELS.parent
+
+
+@pytest.mark.skipif(not (RESULTS / "REPORT.md").exists(), reason="no toy report committed")
+def test_readme_shows_the_reports_summary_and_the_report_matches_the_arms():
+    from t2i.toy import report
+
+    begin, end = report.SUMMARY_BEGIN, report.SUMMARY_END
+    text = (RESULTS / "REPORT.md").read_text()
+    block = text[text.index(begin) : text.index(end)]
+    readme = (RESULTS.parents[1] / "README.md").read_text()
+    assert block in readme
+    main, _, _ = report.split_main(report.load(RESULTS))
+    assert report.summary(main).to_markdown(index=False) in block
