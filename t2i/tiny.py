@@ -82,6 +82,21 @@ def _unet(cross_attention_dim: int, **extra):
     )
 
 
+def sd_scheduler(prediction_type: str = "epsilon"):
+    """Stable Diffusion's schedule (scaled-linear betas, 1000 steps) with DDIM sampling."""
+    import diffusers
+
+    return diffusers.DDIMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type=prediction_type,
+    )
+
+
 def build(family: str = "sd", prediction_type: str = "epsilon", seed: int = 0):
     """A tiny random pipeline of ``family`` (``"sd"``, ``"sdxl"`` or ``"sd3"``)."""
     import diffusers
@@ -115,15 +130,7 @@ def build(family: str = "sd", prediction_type: str = "epsilon", seed: int = 0):
             text_encoder_3=None,
             tokenizer_3=None,
         )
-    scheduler = diffusers.DDIMScheduler(
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type=prediction_type,
-    )
+    scheduler = sd_scheduler(prediction_type)
     if family == "sd":
         return diffusers.StableDiffusionPipeline(
             unet=_unet(32),

@@ -50,6 +50,14 @@ def test_trained_folders_are_diffusers_pipelines_without_the_minilm_weights(toy)
 
 
 def test_every_selection_runs_and_reports(toy):
+    tiny = dict(
+        images_per_prompt=2,
+        sampling_steps=4,
+        finetune_steps=2,
+        train_prompts=2,
+        eval_prompts=2,
+        eval_seeds=2,
+    )
     arguments = [
         "--models",
         str(toy / "models"),
@@ -75,6 +83,7 @@ def test_every_selection_runs_and_reports(toy):
     assert main(["run", "--category", "numeracy", *settings, *arguments]) == 0
     arms = sorted(p.stem for p in (toy / "results" / "arms").glob("*.csv"))
     assert len(arms) == 2 * 4  # two families, four selections
+    assert Arm("sd", "numeracy", "mi", **tiny).key in arms
     rows = report.load(toy / "results")
     assert set(rows["selection"]) == {"base", "random", "mi", "oracle"}
     assert rows["score"].between(0, 1).all() and np.isfinite(rows["mi"]).all()
@@ -87,6 +96,34 @@ def test_every_selection_runs_and_reports(toy):
     text = (toy / "results" / "REPORT.md").read_text()
     assert "mi - random" in text and "Kendall tau" in text
     assert (toy / "results" / "grid_sd.png").exists()
+    # R = 2 continues the R = 1 lineage: its first round is the finished one, reused
+    lineage = toy / "work" / "arms" / Arm("sd", "numeracy", "mi", **tiny).key
+    first = (lineage / "round-1" / "adapter" / "pytorch_lora_weights.safetensors").read_bytes()
+    assert (
+        main(
+            [
+                "run",
+                "--family",
+                "sd",
+                "--category",
+                "numeracy",
+                "--selection",
+                "mi",
+                "--rounds",
+                "2",
+                *settings,
+                *arguments,
+            ]
+        )
+        == 0
+    )
+    assert (lineage / "round-2" / "adapter").is_dir()
+    assert (
+        lineage / "round-1" / "adapter" / "pytorch_lora_weights.safetensors"
+    ).read_bytes() == first
+    assert (
+        toy / "results" / "pools" / f"{Arm('sd', 'numeracy', 'mi', **tiny).key}__round2.csv"
+    ).exists()
     # a rerun finds every arm cached and changes nothing
     before = {p: p.read_bytes() for p in (toy / "results" / "arms").glob("*.csv")}
     assert main(["run", "--category", "numeracy", *settings, *arguments]) == 0

@@ -10,16 +10,17 @@ An *arm* is one way of producing a model, evaluated on held-out prompts:
 
 Within a round all three selections choose from the *same* candidate pool (the same
 images), so their comparison is paired. Every arm evaluates the same held-out prompts
-with the same seeds. Results: one CSV of per-image rows per arm in ``results/arms``
-(committed), candidate pools with MI and checker scores in ``results/pools``; generated
-images, pools and adapters live in a work folder. Finished arms are never recomputed,
-and unfinished ones resume (pools and fine-tunes are resumable).
+with the same seeds. Arms that differ only in R share their first rounds. Results: one
+CSV of per-image rows per arm in ``results/arms`` (committed), candidate pools with MI
+and checker scores in ``results/pools``; generated images, pools and adapters live in a
+work folder. Finished arms are never recomputed, and unfinished ones resume (pools and
+fine-tunes are resumable).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +84,20 @@ class Arm:
             changed = [c for c in changed if c.split("=")[0] in EVAL_SETTINGS]
         return "__".join([self.family, self.category, self.selection, *changed])
 
+    @property
+    def lineage_key(self) -> str:
+        """The key of the arm's fine-tuning lineage: arms that differ only in R share
+        their first rounds (round r of an R = 3 arm is round r of the R = 2 arm)."""
+        return replace(self, rounds=1).key
+
     def pool_key(self, round_number: int) -> str:
-        """Round 1 pools are shared by every selection; later ones follow their lineage."""
-        lineage = "shared" if round_number == 1 else self.selection
+        """Round 1 pools are shared by every selection; later ones follow the lineage."""
+        if round_number > 1:
+            return f"{self.lineage_key}__round{round_number}"
+        prompts = "" if self.train_prompts == 24 else f"__p{self.train_prompts}"
         return (
             f"{self.family}__{self.category}__M{self.images_per_prompt}"
-            f"__g{self.guidance_scale}__n{self.sampling_steps}__round{round_number}__{lineage}"
-            + (f"__k{self.keep}_{self.adapter}_s{self.finetune_steps}" if round_number > 1 else "")
+            f"__g{self.guidance_scale}__n{self.sampling_steps}__round1__shared{prompts}"
         )
 
 
@@ -136,19 +144,20 @@ class Experiment:
             self._tune(arm, progress)
             load_rounds(pipe, self._arm_work(arm), arm.rounds)
         rows, images = self._evaluate(pipe, arm)
-        np.savez_compressed(self._arm_work(arm) / "eval_images.npz", images=images)
+        self.eval_images_path(arm).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(self.eval_images_path(arm), images=images)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, rows.to_csv(index=False).encode())
         return rows
 
-    def eval_images(self, arm: Arm) -> np.ndarray:
-        """The arm's evaluation images (n, 32, 32, 3) uint8, in its CSV's row order."""
-        self.run(arm)
-        return np.load(self._arm_work(arm) / "eval_images.npz")["images"]
+    def eval_images_path(self, arm: Arm) -> Path:
+        """Where ``run`` keeps the arm's evaluation images ((n, 32, 32, 3) uint8, in its
+        CSV's row order)."""
+        return self.work / "eval" / f"{arm.key}.npz"
 
     # --- fine-tuning rounds ------------------------------------------------------------
     def _arm_work(self, arm: Arm) -> Path:
-        folder = self.work / "arms" / arm.key
+        folder = self.work / "arms" / arm.lineage_key
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from t2i.tiny import sd_scheduler
 from t2i.toy.world import SIZE
 
 FAMILIES = ("sd", "sd3")
@@ -115,17 +116,9 @@ def build(family: str, autoencoder=None, seed: int = 0):
             attention_head_dim=4,
             cross_attention_dim=MINILM_WIDTH,
         )
-        scheduler = diffusers.DDIMScheduler(
-            beta_schedule="scaled_linear",
-            beta_start=0.00085,
-            beta_end=0.012,
-            clip_sample=False,
-            set_alpha_to_one=False,
-            steps_offset=1,
-        )
         return diffusers.StableDiffusionPipeline(
             unet=unet,
-            scheduler=scheduler,
+            scheduler=sd_scheduler(),
             vae=autoencoder,
             text_encoder=encoder,
             tokenizer=tokenizer,
