@@ -1,4 +1,4 @@
-"""The MI integral of MATH.md equation (1) and its two point-wise forms.
+"""The MI integral of MATH.md equation (1) and its point-wise forms.
 
 For each sample ``x_i`` (with whatever it is paired with) and ``n_draws`` draws of
 ``(t, eps)`` from a time sampler, the integrator noises ``x_t = alpha x + sigma eps``,
@@ -8,10 +8,15 @@ marginals), converts both to noise predictions ``eps_w, eps_o`` and averages
 
 - orthogonal form:  ``w(t) * ||eps_w - eps_o||^2``
 - MMSE-gap form:    ``w(t) * (||eps - eps_o||^2 - ||eps - eps_w||^2)``
+- cross form:       ``w(t) * (eps_w - eps_o) . (eps - eps_o)``, the mean of the two
 
-where ``w`` is the sampler's quadrature weight (``1/2 |d lam/dt| / q(t)``). Both
+where ``w`` is the sampler's quadrature weight (``1/2 |d lam/dt| / q(t)``). All three
 average to the MI over the joint distribution; with optimal predictions the
 MMSE-gap form is the exact point-wise MI ``log p(x|y) - log p(x)`` of each sample.
+With a learnt ``eps_w = eps_o + delta`` whose ``delta`` carries no information (a
+model that overfits to ``y``), the orthogonal form adds ``||delta||^2 >= 0``, the
+MMSE-gap form subtracts it, and the cross form adds only ``delta . (eps - eps_o)``,
+zero on average: it cancels that bias to first order.
 Values are in nats. Any model fits: give a ``predict`` (or, for a conditional
 model, a ``denoiser`` through ``conditional_predict``).
 """
@@ -30,8 +35,8 @@ from tqdm.auto import tqdm
 from miest.paths import GaussianPath, to_eps
 from miest.timesamplers import TimeSampler
 
-Form = Literal["orthogonal", "mmse-gap"]
-FORMS: tuple[str, ...] = ("orthogonal", "mmse-gap")
+Form = Literal["orthogonal", "mmse-gap", "cross"]
+FORMS: tuple[str, ...] = ("orthogonal", "mmse-gap", "cross")
 
 Predict = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 """``predict(x_t, t, rows) -> (with_information, without_information)``.
@@ -65,17 +70,19 @@ class PointwiseMI:
 
     orthogonal: np.ndarray
     mmse_gap: np.ndarray
+    cross: np.ndarray
     orthogonal_se: np.ndarray
     mmse_gap_se: np.ndarray
+    cross_se: np.ndarray
     n_draws: int
 
     def values(self, form: Form = "orthogonal") -> np.ndarray:
         check_form(form)
-        return self.orthogonal if form == "orthogonal" else self.mmse_gap
+        return getattr(self, form.replace("-", "_"))
 
     def standard_errors(self, form: Form = "orthogonal") -> np.ndarray:
         check_form(form)
-        return self.orthogonal_se if form == "orthogonal" else self.mmse_gap_se
+        return getattr(self, form.replace("-", "_") + "_se")
 
     def mi(self, form: Form = "orthogonal") -> float:
         """The MI estimate: the mean of the point-wise values."""
@@ -95,8 +102,8 @@ def _terms(
     rows: Tensor,
     path: GaussianPath,
     parametrisation: str,
-) -> tuple[Tensor, Tensor]:
-    """Per-row ``||eps_w - eps_o||^2`` and ``||eps - eps_o||^2 - ||eps - eps_w||^2`` (float64)."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-row (float64) integrands of the three forms, in ``FORMS`` order."""
     x_t = path.noisy(x, eps, t.to(x.dtype))
     with_info, without_info = predict(x_t, t.to(x.dtype), rows)
     x_t64 = x_t.double()
@@ -105,7 +112,7 @@ def _terms(
     gap = (eps_w - eps_o).flatten(1)
     orthogonal = gap.pow(2).sum(1)
     mmse_gap = (gap * (2.0 * eps.double() - eps_w - eps_o).flatten(1)).sum(1)
-    return orthogonal, mmse_gap
+    return orthogonal, mmse_gap, 0.5 * (orthogonal + mmse_gap)
 
 
 @torch.no_grad()
@@ -123,14 +130,14 @@ def pointwise_mi(
     """Point-wise MI of every row of ``x`` (n, ...) by ``n_draws`` Monte Carlo draws each.
 
     ``predict`` sees chunks of at most ``batch_size`` rows. Adaptive samplers are
-    fitted first (``fit_time_sampler``). Returns both forms; see the module docstring.
+    fitted first (``fit_time_sampler``). Returns every form; see the module docstring.
     """
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     sampler = fit_time_sampler(sampler, predict, x, path, parametrisation, generator)
     n = x.shape[0]
-    sums = torch.zeros(2, n, dtype=torch.float64)
-    squares = torch.zeros(2, n, dtype=torch.float64)
+    sums = torch.zeros(len(FORMS), n, dtype=torch.float64)
+    squares = torch.zeros(len(FORMS), n, dtype=torch.float64)
     chunks = [torch.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     bar = tqdm(total=n_draws * len(chunks), desc="MI integral", disable=not progress, leave=False)
     for _ in range(n_draws):
@@ -151,11 +158,10 @@ def pointwise_mi(
         se = (variance / n_draws).sqrt()
     else:
         se = torch.full_like(means, float("nan"))
+    fields = [form.replace("-", "_") for form in FORMS]
     return PointwiseMI(
-        orthogonal=means[0].numpy(),
-        mmse_gap=means[1].numpy(),
-        orthogonal_se=se[0].numpy(),
-        mmse_gap_se=se[1].numpy(),
+        **{f: m.numpy() for f, m in zip(fields, means, strict=True)},
+        **{f + "_se": e.numpy() for f, e in zip(fields, se, strict=True)},
         n_draws=n_draws,
     )
 
@@ -183,6 +189,6 @@ def fit_time_sampler(
     for i, value in enumerate(lam):
         t = path.t_of_log_snr(value.repeat(len(rows))).to(x.device)
         eps = torch.randn(x[rows].shape, generator=generator, dtype=x.dtype).to(x.device)
-        orthogonal, _ = _terms(predict, x[rows], eps, t, rows, path, parametrisation)
+        orthogonal = _terms(predict, x[rows], eps, t, rows, path, parametrisation)[0]
         curve[i] = 0.5 * orthogonal.mean().cpu()
     return sampler.fitted(lam, curve)

@@ -120,7 +120,7 @@ class MIEstimator(ABC):
 
         Without arguments: the held-out pairs of ``fit``. ``form`` chooses the
         point-wise quantity where the method has several (diffusion/flow estimators:
-        ``"orthogonal"`` or ``"mmse-gap"``).
+        ``"orthogonal"``, ``"mmse-gap"`` or ``"cross"``).
         """
         self._check_fitted()
         if x is None and y is None:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--prompt", required=True)
     score.add_argument("images", nargs="+", type=Path)
     score.add_argument("--draws", type=int, default=32, help="Monte Carlo draws per image")
-    score.add_argument("--form", default="orthogonal", choices=["orthogonal", "mmse-gap"])
+    score.add_argument("--form", default="orthogonal", choices=["orthogonal", "mmse-gap", "cross"])
     score.add_argument("--seed", type=int, default=0)
 
     build = commands.add_parser("build-set", help="generate M images per prompt, keep top-k MI")

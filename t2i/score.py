@@ -3,7 +3,7 @@
 Each image is encoded to latents with the pipeline's VAE; ``n_draws`` pairs
 ``(t, eps)`` per image from the time sampler noise it; the denoiser is evaluated with
 and without the prompt in one batched call; miest's integrator (``miest.integrate``)
-turns the outputs into both point-wise forms, in nats, with Monte Carlo standard errors.
+turns the outputs into the point-wise forms, in nats, with Monte Carlo standard errors.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def score(
     seed: int = 0,
     progress: bool = False,
 ) -> PointwiseMI:
-    """Point-wise MI (nats) of each ``(prompt, image)`` pair, both forms with standard errors.
+    """Point-wise MI (nats) of each ``(prompt, image)`` pair, every form with standard errors.
 
     ``model``: a diffusers pipeline (SD-2.1, SDXL or SD3 family) or its directory.
     ``prompts``: one string (for every image) or one per image. ``images``: a PIL image,

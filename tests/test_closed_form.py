@@ -13,7 +13,7 @@ from scipy import stats
 from scipy.integrate import quad
 
 from miest.gaussian import GaussianPair
-from miest.integrate import conditional_predict, pointwise_mi
+from miest.integrate import FORMS, conditional_predict, pointwise_mi
 from miest.paths import LinearFlowPath, VPPath, from_eps, to_eps, training_target
 from miest.timesamplers import LambertW, make_time_sampler
 
@@ -53,7 +53,7 @@ def _integrate(pair, path, parametrisation, sampler, n=1500, n_draws=16, seed=0)
 def test_exact_denoisers_give_exact_mi(path, parametrisation, sampler, pair):
     result, _, _ = _integrate(pair, path, parametrisation, sampler)
     truth = pair.mutual_information()
-    for form in ("orthogonal", "mmse-gap"):
+    for form in FORMS:
         # Monte Carlo error (data and draws) plus a small allowance for truncation bias
         tolerance = 5 * result.mi_standard_error(form) + 0.01
         assert abs(result.mi(form) - truth) < tolerance, (form, result.mi(form), truth)
@@ -69,6 +69,35 @@ def test_mmse_gap_form_is_the_exact_pmi_per_sample(path):
     # the orthogonal form is non-negative per sample; it matches the PMI only in mean
     assert (result.orthogonal >= 0).all()
     assert abs(result.orthogonal.mean() - exact.mean()) < 5 * result.mi_standard_error() + 0.01
+
+
+def test_cross_form_cancels_a_spurious_dependence_on_y():
+    """A conditional model that uses y although y carries nothing (independent pair):
+    its error ``delta(y)`` adds ||delta||^2 to the orthogonal form, subtracts it from the
+    MMSE-gap form, and leaves the cross form at the true MI, 0."""
+    pair = GaussianPair.from_correlations([0.0], 3, 2, seed=0)
+    x, y = pair.sample(2000, seed=1)
+    path = VPPath()
+    exact = pair.denoiser(path, "eps")
+    direction = torch.randn(3, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+    def overfit(x_t, t, condition):
+        output = exact(x_t, t, None)
+        return output if condition is None else output + 0.3 * condition @ direction.T
+
+    result = pointwise_mi(
+        conditional_predict(overfit, torch.tensor(y)),
+        torch.tensor(x),
+        path,
+        "eps",
+        make_time_sampler("logsnr-uniform"),
+        n_draws=16,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert result.mi("orthogonal") > 10 * result.mi_standard_error("orthogonal")
+    assert result.mi("mmse-gap") < -10 * result.mi_standard_error("mmse-gap")
+    assert abs(result.mi("cross")) < 4 * result.mi_standard_error("cross") + 0.01
+    np.testing.assert_allclose(result.cross, (result.orthogonal + result.mmse_gap) / 2)
 
 
 @pytest.mark.parametrize("reference", ["marginal", "conditional"])
@@ -87,7 +116,7 @@ def test_joint_predictions_give_exact_mi_and_pmi(reference):
         generator=torch.Generator().manual_seed(0),
     )
     truth = pair.mutual_information()
-    for form in ("orthogonal", "mmse-gap"):
+    for form in FORMS:
         assert abs(result.mi(form) - truth) < 5 * result.mi_standard_error(form) + 0.01
     assert np.corrcoef(result.mmse_gap, pair.pmi(x, y))[0, 1] > 0.95
 

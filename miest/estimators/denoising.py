@@ -40,15 +40,16 @@ class IntegralEstimator(MIEstimator):
         t_eps: truncation of the time range near its unsafe end(s).
         n_draws: Monte Carlo ``(t, eps)`` draws per held-out sample.
         form: default point-wise form, ``"orthogonal"`` (the papers' choice: non-negative,
-            lower variance) or ``"mmse-gap"`` (exact PMI with exact denoisers, noisier).
-            Both have the MI as their mean.
+            lower variance), ``"mmse-gap"`` (exact PMI with exact denoisers, noisier) or
+            ``"cross"`` (their mean: cancels the bias of a model that overfits to ``y``;
+            see ``miest.integrate``). All have the MI as their mean.
     """
 
     time_sampler: str = "logsnr-uniform"
     train_time_sampler: str | None = "uniform"
     t_eps: float = 1e-3
     n_draws: int = 16
-    form: Literal["orthogonal", "mmse-gap"] = "orthogonal"
+    form: Literal["orthogonal", "mmse-gap", "cross"] = "orthogonal"
 
     def __post_init__(self):
         super().__post_init__()
@@ -67,7 +68,7 @@ class IntegralEstimator(MIEstimator):
         """``(predict, diffused data, path, parametrisation)`` for ``miest.integrate``."""
 
     def integrate(self, x, y) -> PointwiseMI:
-        """Both point-wise forms with their Monte Carlo standard errors, for new pairs."""
+        """Every point-wise form with its Monte Carlo standard errors, for new pairs."""
         self._check_fitted()
         return self._integrate(*self._tensors(*check_pair(x, y, 1)))
 
