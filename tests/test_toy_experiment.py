@@ -124,6 +124,8 @@ def test_every_selection_runs_and_reports(toy):
     assert (
         toy / "results" / "pools" / f"{Arm('sd', 'numeracy', 'mi', **tiny).key}__round2.csv"
     ).exists()
+    assert main(["report", *arguments]) == 0
+    assert "### rounds=2" in (toy / "results" / "REPORT.md").read_text()
     # a rerun finds every arm cached and changes nothing
     before = {p: p.read_bytes() for p in (toy / "results" / "arms").glob("*.csv")}
     assert main(["run", "--category", "numeracy", *settings, *arguments]) == 0

@@ -280,7 +280,12 @@ def write_report(results: str | Path, grids: list[Path] | None = None) -> Path:
             "\n![mi vs score](mi_vs_score.png)\n",
         ]
     if not variants.empty:
-        parts += ["\n## Other settings\n", _variants(variants).to_markdown(index=False)]
+        parts += [
+            "\n## Other settings\n",
+            "Each differs from the main settings as named; all-correct % on the same held-out"
+            " prompts and seeds, base arms evaluated the same way.",
+            *_variants(rows, variants, settings),
+        ]
     for grid in grids or sorted(results.glob("grid_*.png")):
         parts.append(f"\n![{grid.stem}]({grid.name})\n")
     report = results / "REPORT.md"
@@ -288,18 +293,28 @@ def write_report(results: str | Path, grids: list[Path] | None = None) -> Path:
     return report
 
 
-def _variants(rows: pd.DataFrame) -> pd.DataFrame:
-    records = []
-    for arm, group in rows.groupby("arm"):
-        records.append(
-            {
-                "arm": arm,
-                "score %": _fmt(*bootstrap(_matrix(group, "score"))),
-                "all-correct %": _fmt(*bootstrap(_matrix(group, "all_correct"))),
-                "diversity": f"{group['diversity'].mean():.3f}",
-            }
-        )
-    return pd.DataFrame(records)
+def _variants(rows: pd.DataFrame, variants: pd.DataFrame, settings: dict) -> list[str]:
+    """A summary table (as for the main comparison) per other setting: its fine-tuned
+    arms beside the base arms evaluated the same way."""
+    from t2i.toy.experiment import EVAL_SETTINGS
+
+    names = list(settings)
+    parts = []
+    tuned = variants[variants["selection"] != "base"]
+    groups = tuned.groupby(names, sort=True) if len(tuned) else []
+    for values, group in groups:
+        changed = {k: v for k, v in zip(names, values, strict=True) if v != settings[k]}
+        same_eval = (rows[list(EVAL_SETTINGS)] == group[list(EVAL_SETTINGS)].iloc[0]).all(axis=1)
+        base = rows[(rows["selection"] == "base") & same_eval]
+        base = base[
+            base.set_index(["family", "category"]).index.isin(
+                group.set_index(["family", "category"]).index
+            )
+        ]
+        title = ", ".join(f"{k}={v}" for k, v in changed.items())
+        table = summary(pd.concat([base, group])).to_markdown(index=False)
+        parts += [f"\n### {title}\n", table]
+    return parts
 
 
 def write_grids(experiment, prompts_per_category: int = 2, zoom: int = 3) -> list[Path]:
