@@ -64,7 +64,7 @@ def detect(image: np.ndarray) -> list[Placed]:
                     shape=classify_shape(mask),
                     colour=name,
                     box=(cols.start, rows.start, cols.stop - 1, rows.stop - 1),
-                    extra={"area": int(mask.sum())},
+                    area=int(mask.sum()),
                 )
             )
     return found
@@ -96,7 +96,7 @@ def _matches(obj: Placed, thing) -> bool:
 
 def _largest(objects: list[Placed], thing) -> Placed | None:
     candidates = [o for o in objects if _matches(o, thing)]
-    return max(candidates, key=lambda o: o.extra.get("area", 0), default=None)
+    return max(candidates, key=lambda o: o.area, default=None)
 
 
 def check(prompt: str | Spec, image: np.ndarray) -> Check:

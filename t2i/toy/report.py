@@ -30,7 +30,7 @@ def main_settings(rows: pd.DataFrame) -> dict:
     source = tuned if len(tuned) else rows.drop_duplicates("arm")
     values = source[names].value_counts().idxmax()
     return {
-        name: getattr(value, "item", lambda v=value: v)()
+        name: value.item() if hasattr(value, "item") else value
         for name, value in zip(names, values, strict=True)
     }
 

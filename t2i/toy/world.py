@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -75,7 +75,7 @@ class Placed:
     shape: str
     colour: str
     box: tuple[int, int, int, int]
-    extra: dict = field(default_factory=dict)
+    area: int = 0  # pixels, for detected objects
 
     @property
     def centre(self) -> tuple[float, float]:
