@@ -9,7 +9,7 @@ import pytest
 
 from t2i.toy import models, report
 from t2i.toy.cli import main
-from t2i.toy.experiment import Arm, Experiment, choose, diversity
+from t2i.toy.experiment import SELECTIONS, Arm, Experiment, choose, diversity, study_arms
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +144,18 @@ def test_choose_picks_by_mi_by_score_or_at_random():
     assert sorted(choose(pool, "oracle", 1)["score"]) == [1.0, 1.0]
     assert len(choose(pool, "random", 2)) == 4
     assert choose(pool, "random", 2, seed=1).equals(choose(pool, "random", 2, seed=1))
+
+
+def test_the_study_is_the_main_comparison_then_one_setting_varied_at_a_time():
+    arms = study_arms(["sd"], ["colour", "spatial"])
+    main_comparison = [Arm("sd", c, s) for c in ("colour", "spatial") for s in SELECTIONS]
+    assert arms[: len(main_comparison)] == main_comparison
+    keys = [arm.key for arm in arms]
+    assert len(set(keys)) == len(keys)
+    for arm in arms[len(main_comparison) :]:
+        assert len(arm.key.split("__")) == 4  # family, category, selection, one setting
+    varied = {arm.key.split("__")[3].split("=")[0] for arm in arms[len(main_comparison) :]}
+    assert varied == {"guidance_scale", "rounds", "images_per_prompt", "keep", "adapter"}
 
 
 def test_diversity_is_zero_for_repeats_and_positive_otherwise():

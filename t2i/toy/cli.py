@@ -2,6 +2,7 @@
 
 t2i-toy train [--family sd sd3]                  # about 25 min per family on 2 cores
 t2i-toy run [--family sd] [--category colour] [--selection base mi] [-M 10 -k 1 ...]
+t2i-toy run --study                              # the main comparison and every variant
 t2i-toy report                                   # results/t2i_toy/REPORT.md
 
 Every step is cached: rerunning skips finished models and arms and resumes the rest.
@@ -47,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--train-prompts", type=int, default=24)
     run.add_argument("--eval-prompts", type=int, default=32)
     run.add_argument("--eval-seeds", type=int, default=4)
+    run.add_argument(
+        "--study",
+        action="store_true",
+        help="run the whole study (main comparison, then one varied setting at a time) "
+        "for the chosen families and categories; other settings are ignored",
+    )
     report = commands.add_parser("report", help="write REPORT.md (and image grids)")
     for command in (run, report):
         command.add_argument("--models", type=Path, default=MODELS)
@@ -74,7 +81,7 @@ def _train(args) -> int:
 def _run(args) -> int:
     from tqdm.auto import tqdm
 
-    from t2i.toy.experiment import Arm, Experiment
+    from t2i.toy.experiment import Arm, Experiment, study_arms
 
     experiment = Experiment(args.models, args.work, args.results)
     settings = {
@@ -95,6 +102,8 @@ def _run(args) -> int:
         for category in args.category
         for selection in args.selection
     ]
+    if args.study:
+        arms = study_arms(args.family, args.category)
     for arm in (bar := tqdm(arms, desc="arms")):
         bar.set_postfix_str(arm.key)
         rows = experiment.run(arm, progress=False)

@@ -101,6 +101,32 @@ class Arm:
         )
 
 
+#: The whole study: (selections, settings that differ from :class:`Arm`'s defaults), run
+#: for every family and category. The first entry is the main comparison; the others
+#: vary one setting each (guidance sweep, R, M, k, LoRA vs DoRA).
+STUDY: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (SELECTIONS, {}),
+    (("base", "mi"), {"guidance_scale": 2.0}),
+    (("base", "mi"), {"guidance_scale": 7.5}),
+    (("random", "mi"), {"rounds": 2}),
+    (("random", "mi"), {"rounds": 3}),
+    (("random", "mi", "oracle"), {"images_per_prompt": 50}),
+    (("random", "mi", "oracle"), {"keep": 5}),
+    (("mi",), {"adapter": "lora"}),
+)
+
+
+def study_arms(families=models.FAMILIES, categories=CATEGORIES) -> list[Arm]:
+    """Every arm of :data:`STUDY` for these families and categories, main comparison first."""
+    return [
+        Arm(family, category, selection, **settings)
+        for selections, settings in STUDY
+        for family in families
+        for category in categories
+        for selection in selections
+    ]
+
+
 def prompts_for(arm: Arm) -> tuple[list[str], list[str]]:
     """(training prompts for the pools, held-out evaluation prompts), seeded subsets."""
     parts = split(arm.category)
