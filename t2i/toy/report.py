@@ -105,7 +105,8 @@ def headline(rows: pd.DataFrame) -> pd.DataFrame:
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per family and category: all-correct % per selection and the paired
-    MI - random difference with its CI (the README's table)."""
+    MI - random difference with its CI (the README's table); MI - base where no random
+    arm was run."""
     records = []
     for (family, category), group in rows.groupby(["family", "category"]):
         arms = {s: g for s, g in group.groupby("selection")}
@@ -113,9 +114,10 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
         for selection in ORDER:
             if selection in arms:
                 record[selection] = f"{100 * arms[selection]['all_correct'].mean():.1f}"
-        if "mi" in arms and "random" in arms:
-            diff = _matrix(arms["mi"], "all_correct") - _matrix(arms["random"], "all_correct")
-            record["MI - random (pp, 95% CI)"] = _fmt(*bootstrap(diff))
+        other = "random" if "random" in arms else "base"
+        if "mi" in arms and other in arms:
+            diff = _matrix(arms["mi"], "all_correct") - _matrix(arms[other], "all_correct")
+            record[f"MI - {other} (pp, 95% CI)"] = _fmt(*bootstrap(diff))
         records.append(record)
     table = pd.DataFrame(records)
     order = {c: i for i, c in enumerate(CATEGORIES)}
