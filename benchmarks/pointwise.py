@@ -13,6 +13,8 @@ import time
 import numpy as np
 from scipy import stats
 
+from miest.integrate import FORMS
+
 N_EVAL = 1000
 
 
@@ -59,7 +61,7 @@ def run_pointwise_job(job, estimator) -> list[dict]:
     start = time.perf_counter()
     estimator.fit(x, y)
     seconds = time.perf_counter() - start
-    forms = ["orthogonal", "mmse-gap"] if hasattr(estimator, "integrate") else [None]
+    forms = list(FORMS) if hasattr(estimator, "integrate") else [None]
     rows = []
     for form in forms:
         values = np.asarray(estimator.pointwise(x_eval, y_eval, form=form), dtype=np.float64)

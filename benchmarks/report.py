@@ -242,7 +242,12 @@ def plot_pmi_scatter(rows: list[dict], stem: Path) -> list[str]:
         squeeze=False,
         figsize=(2.6 * len(estimators), 2.6 * len(tasks)),
     )
-    colors = {"orthogonal": "tab:blue", "mmse-gap": "tab:orange", "critic": "tab:green"}
+    colors = {
+        "orthogonal": "tab:blue",
+        "mmse-gap": "tab:orange",
+        "cross": "tab:purple",
+        "critic": "tab:green",
+    }
     for row in rows:
         ax = axes[tasks.index(row["task"]), estimators.index(row["estimator"])]
         exact, estimate = np.array(row["scatter"]["exact"]), np.array(row["scatter"]["estimate"])
@@ -287,7 +292,8 @@ def _pointwise_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str
         "estimator is fitted on n pairs; its point-wise values on 1,000 fresh pairs are compared "
         "with the exact PMI `log p(x,y) / (p(x) p(y))` of the distribution. The orthogonal form "
         "matches the PMI only in mean (it is non-negative); the MMSE-gap form and the critics' "
-        "terms aim at the PMI itself (critics up to an additive constant).",
+        "terms aim at the PMI itself (critics up to an additive constant); the cross form (the "
+        "default) is the mean of the orthogonal and MMSE-gap forms.",
         "",
         _markdown(table),
         "",

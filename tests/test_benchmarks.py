@@ -108,7 +108,7 @@ def test_pointwise_suite_compares_with_exact_pmi(tmp_path):
         options={"minde-c": TINY | {"n_draws": 2}, "mine": TINY},
     )
     frame = runner.run_suite(suite, tmp_path, progress=False)
-    assert sorted(frame.form) == ["critic", "mmse-gap", "orthogonal"]
+    assert sorted(frame.form) == ["critic", "cross", "mmse-gap", "orthogonal"]
     # MI of the X mixture: 0.406 by bmm.monte_carlo_mi_estimate on 200,000 samples
     assert frame.mean_exact_pmi.iloc[0] == pytest.approx(0.406, abs=0.1)
     assert frame.pearson.between(-1, 1).all() and (frame.mae >= 0).all()

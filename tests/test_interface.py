@@ -109,11 +109,12 @@ def test_using_before_fit_and_mismatched_columns_are_clear(sample):
         est.pointwise(form="dv")
 
 
-def test_diffusion_estimators_offer_both_pointwise_forms(sample):
+def test_diffusion_estimators_offer_every_pointwise_form(sample):
     x, y = sample
     est = quick("minde-c").fit(x, y)
     result = est.integrate(x[:50], y[:50])
-    assert np.array_equal(est.pointwise(x[:50], y[:50]), result.orthogonal)
+    assert np.array_equal(est.pointwise(x[:50], y[:50]), result.cross)  # the default form
+    assert np.array_equal(est.pointwise(x[:50], y[:50], form="orthogonal"), result.orthogonal)
     assert np.array_equal(est.pointwise(x[:50], y[:50], form="mmse-gap"), result.mmse_gap)
     assert (result.orthogonal >= 0).all() and result.orthogonal_se.shape == (50,)
     with pytest.raises(ValueError, match="one point-wise form"):

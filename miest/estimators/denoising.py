@@ -39,17 +39,20 @@ class IntegralEstimator(MIEstimator):
             importance densities, which leave parts of the range nearly unseen.
         t_eps: truncation of the time range near its unsafe end(s).
         n_draws: Monte Carlo ``(t, eps)`` draws per held-out sample.
-        form: default point-wise form, ``"orthogonal"`` (the papers' choice: non-negative,
-            lower variance), ``"mmse-gap"`` (exact PMI with exact denoisers, noisier) or
-            ``"cross"`` (their mean: cancels the bias of a model that overfits to ``y``;
-            see ``miest.integrate``). All have the MI as their mean.
+        form: default point-wise form (and so the MI estimate): ``"cross"`` (the mean of
+            the two below: cancels to first order the bias of a conditional model that
+            uses ``y`` where it should not, which inflates the orthogonal form in high
+            dimensions; see ``miest.integrate``), ``"orthogonal"`` (the papers' choice
+            for ranking samples: non-negative, lower variance) or ``"mmse-gap"`` (exact
+            PMI with exact denoisers, noisier). All have the MI as their mean when the
+            denoisers are exact.
     """
 
     time_sampler: str = "logsnr-uniform"
     train_time_sampler: str | None = "uniform"
     t_eps: float = 1e-3
     n_draws: int = 16
-    form: Literal["orthogonal", "mmse-gap", "cross"] = "orthogonal"
+    form: Literal["orthogonal", "mmse-gap", "cross"] = "cross"
 
     def __post_init__(self):
         super().__post_init__()
