@@ -172,6 +172,54 @@ def _failures(frame: pd.DataFrame) -> list[str]:
     ]
 
 
+def targets(
+    summary: pd.DataFrame, n: int = 10_000, required: int = 36, reference: str = "bmi-infonce"
+) -> list[str]:
+    """The v1 targets, judged at sample size ``n`` on the tasks every estimator has run:
+    the best miest estimator succeeds on ``required`` of 40 tasks and on more than every
+    peer, and its median seconds per task are at most ``reference``'s."""
+    at_n = summary[summary.n == n]
+    if at_n.empty:
+        return []
+    estimators = at_n.estimator.nunique()
+    complete = at_n.groupby("task").estimator.nunique() == estimators
+    common = at_n[at_n.task.isin(complete[complete].index)]
+    per = common.groupby(["estimator", "library"]).agg(
+        successes=("success", "sum"), median_seconds=("seconds", "median"), seeds=("seeds", "min")
+    )
+    per = per.reset_index().sort_values("successes", ascending=False)
+    ours, peers = per[per.library == "miest"], per[per.library != "miest"]
+    best = ours.iloc[0]
+    tasks = common.task.nunique()
+    lines = [
+        f"Judged at n = {n:,} on the {tasks} tasks (of 40) that every estimator has run, "
+        f"at least {per.seeds.min()} seed(s) each; best miest estimator: `{best.estimator}`.",
+        "",
+    ]
+    if len(peers):
+        top = peers.iloc[0]
+        failures, beats_peers = tasks - best.successes, best.successes > top.successes
+        if failures > 40 - required or (tasks == 40 and not beats_peers):
+            verdict = "Not met."
+        elif tasks < 40:
+            verdict = f"Open: {failures} failures so far (at most {40 - required} allowed)."
+        else:
+            verdict = "Met."
+        lines.append(
+            f"- Accuracy: `{best.estimator}` succeeds on {best.successes} of {tasks} tasks "
+            f"(target: at least {required} of 40 and more than every peer; best peer "
+            f"`{top.estimator}`: {top.successes}). {verdict}"
+        )
+    if reference in set(per.estimator):
+        theirs = per.set_index("estimator").median_seconds[reference]
+        verdict = best.median_seconds <= theirs
+        lines.append(
+            f"- Cost: median {best.median_seconds:.1f} s per task against {theirs:.1f} s for "
+            f"`{reference}` in the same run. " + ("Met." if verdict else "Not met.")
+        )
+    return ["## Targets", "", *lines, "", _markdown(per), ""]
+
+
 def _mi_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str]:
     failed = frame[frame.error.fillna("") != ""]
     summary = summarise(frame)
@@ -215,6 +263,7 @@ def _mi_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str]:
         "",
         _markdown(per),
         "",
+        *targets(summary),
         "## Estimates",
         "",
         _markdown(wide),

@@ -9,7 +9,7 @@ import pytest
 from benchmarks import runner
 from benchmarks.cli import main
 from benchmarks.estimators import build
-from benchmarks.report import tolerance, write_report
+from benchmarks.report import targets, tolerance, write_report
 from benchmarks.suites import Job, Suite, get_suite
 
 pytest.importorskip("bmi")
@@ -176,6 +176,41 @@ def test_atomic_writes_replace_whole_files_readable_by_all(tmp_path):
 
 def test_tolerance_is_point_one_nat_below_one_nat_then_ten_percent():
     assert list(tolerance([0.2, 0.99, 1.0, 3.0])) == pytest.approx([0.1, 0.1, 0.1, 0.3])
+
+
+def _summary(successes: dict[str, int], tasks: int, seconds: dict[str, float]) -> pd.DataFrame:
+    """A summarise()-like table: ``successes[name]`` of ``tasks`` tasks succeed at n = 10,000."""
+    library = {"rfmi": "miest", "mine": "miest", "bmi-infonce": "bmi", "bmi-ksg": "bmi"}
+    return pd.DataFrame(
+        [
+            {
+                "task": f"t{i}",
+                "n": 10_000,
+                "estimator": name,
+                "library": library[name],
+                "success": i < count,
+                "seconds": seconds[name],
+                "seeds": 3,
+            }
+            for name, count in successes.items()
+            for i in range(tasks)
+        ]
+    )
+
+
+def test_targets_name_the_best_miest_estimator_and_judge_both_targets():
+    seconds = {"rfmi": 10.0, "mine": 5.0, "bmi-infonce": 12.0, "bmi-ksg": 1.0}
+    text = "\n".join(
+        targets(_summary({"rfmi": 37, "mine": 30, "bmi-infonce": 33, "bmi-ksg": 20}, 40, seconds))
+    )
+    assert "best miest estimator: `rfmi`" in text
+    assert "succeeds on 37 of 40 tasks" in text and "`bmi-infonce`: 33). Met." in text
+    assert "median 10.0 s per task against 12.0 s for `bmi-infonce` in the same run. Met." in text
+    beaten = _summary({"rfmi": 36, "mine": 30, "bmi-infonce": 37, "bmi-ksg": 20}, 40, seconds)
+    assert "Not met." in "\n".join(targets(beaten))
+    partial = _summary({"rfmi": 20, "mine": 18, "bmi-infonce": 19, "bmi-ksg": 20}, 22, seconds)
+    assert "Open: 2 failures so far (at most 4 allowed)." in "\n".join(targets(partial))
+    assert targets(_summary({"rfmi": 1}, 1, seconds).assign(n=5000)) == []
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
