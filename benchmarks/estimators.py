@@ -44,8 +44,13 @@ BUILDERS: dict[str, tuple[str, Callable[..., object]]] = {
 
 UNAVAILABLE_PEERS: dict[str, str] = {
     "diffusion-mi": (
-        "needs torchvision and torchaudio, which do not pair with the CPU torch 2.13 wheel "
-        "this project installs (torch 2.14.1 + torchvision 0.29.1 would); adapter not written yet"
+        "not run yet. diffusion-mi 0.1.0 (MINDE, MMG) imports torchvision at import time "
+        "(unused by its estimators), and PyPI's torchvision does not import beside the CPU "
+        "torch 2.13 wheel this project installs; it also needs lightning and "
+        "pytorch-lightning. A working route (`pip install --no-deps diffusion-mi`, a "
+        "stub torchvision module in the adapter) is not written yet. Cost: its MMG took "
+        "318 s for one 5,000-sample task on 2 cores (3,000 steps), about 20 hours for "
+        "the 240 v1 jobs, so it needs the GPU machine or a reduced task list"
     ),
 }
 
