@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,9 @@ class TorchMist:
         n_test = max(1, round(len(x) * self.test_size))
         test, train = order[:n_test], order[n_test:]
         settings = {"hidden_dims": [128, 64], "max_iterations": 5000} | self.options
-        with _seeded_and_quiet(self.seed):
+        # torch-mist checkpoints to gettempdir()/model_<iteration>_<same text>.pyt, so two
+        # jobs running side by side overwrite and delete each other's file: give each its own
+        with _seeded_and_quiet(self.seed), _private_tempdir():
             value = estimate_mi(
                 data=(x[train], y[train]),
                 test_data=(x[test], y[test]),
@@ -75,6 +78,18 @@ class TorchMist:
                 **settings,
             )
         return float(value)
+
+
+@contextlib.contextmanager
+def _private_tempdir() -> Iterator[None]:
+    """Point ``tempfile.gettempdir()`` at a fresh folder, removed afterwards."""
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory() as folder:
+        tempfile.tempdir = folder
+        try:
+            yield
+        finally:
+            tempfile.tempdir = previous
 
 
 def torch_mist(estimator: str) -> Callable[..., TorchMist]:

@@ -205,6 +205,10 @@ def test_targets_name_the_best_miest_estimator_and_judge_both_targets():
     )
     assert "best miest estimator: `rfmi`" in text
     assert "succeeds on 37 of 40 tasks" in text and "`bmi-infonce`: 33). Met." in text
+    one_seed = "\n".join(
+        targets(_summary({"rfmi": 37, "bmi-infonce": 33}, 40, seconds).assign(seeds=1))
+    )
+    assert "Met so far (final with 40 tasks x 3 seeds)." in one_seed
     assert "median 10.0 s per task against 12.0 s for `bmi-infonce` in the same run. Met." in text
     beaten = _summary({"rfmi": 36, "mine": 30, "bmi-infonce": 37, "bmi-ksg": 20}, 40, seconds)
     assert "Not met." in "\n".join(targets(beaten))

@@ -76,3 +76,23 @@ def test_adapters_restore_global_rngs(few):
     peers.torch_mist("smile")(0, max_iterations=5).estimate(*few)
     assert np.array_equal(np.random.get_state()[1], numpy_before)  # noqa: NPY002
     assert torch.equal(torch.get_rng_state(), torch_before)
+
+
+def test_torch_mist_checkpoints_in_a_private_folder(few, monkeypatch):
+    """torch-mist names its checkpoint the same in every process; side-by-side jobs must
+    not share the folder (they deleted each other's files in the v1 run)."""
+    torch_mist = pytest.importorskip("torch_mist")
+    import tempfile
+
+    seen = []
+    original = torch_mist.estimate_mi
+
+    def spy(*args, **kwargs):
+        seen.append(tempfile.gettempdir())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch_mist, "estimate_mi", spy)
+    shared = tempfile.gettempdir()
+    peers.torch_mist("smile")(0, max_iterations=5).estimate(*few)
+    assert seen and seen[0] != shared
+    assert tempfile.gettempdir() == shared
