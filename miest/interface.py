@@ -122,14 +122,7 @@ class MIEstimator(ABC):
         point-wise quantity where the method has several (diffusion/flow estimators:
         ``"orthogonal"``, ``"mmse-gap"`` or ``"cross"``).
         """
-        self._check_fitted()
-        if x is None and y is None:
-            x_t, y_t = self.held_out_
-        elif x is None or y is None:
-            raise ValueError("give both x and y, or neither (to use the held-out pairs)")
-        else:
-            x_t, y_t = self._tensors(*check_pair(x, y, 1))
-        return self._pointwise(x_t, y_t, form)
+        return self._pointwise(*self._pairs(x, y), form)
 
     def mutual_information(self, x=None, y=None) -> float:
         """MI estimate (nats) on ``(x, y)``, by default the held-out pairs of ``fit``."""
@@ -179,6 +172,16 @@ class MIEstimator(ABC):
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
         x, y = self.x_map_(x), self.y_map_(y)
         return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+
+    def _pairs(self, x, y) -> tuple[Tensor, Tensor]:
+        """Preprocessed tensors of new pairs, or the held-out pairs of ``fit`` when both
+        are ``None``."""
+        self._check_fitted()
+        if x is None and y is None:
+            return self.held_out_
+        if x is None or y is None:
+            raise ValueError("give both x and y, or neither (to use the held-out pairs)")
+        return self._tensors(*check_pair(x, y, 1))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "log_"):

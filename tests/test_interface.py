@@ -116,6 +116,7 @@ def test_diffusion_estimators_offer_every_pointwise_form(sample):
     assert np.array_equal(est.pointwise(x[:50], y[:50]), result.cross)  # the default form
     assert np.array_equal(est.pointwise(x[:50], y[:50], form="orthogonal"), result.orthogonal)
     assert np.array_equal(est.pointwise(x[:50], y[:50], form="mmse-gap"), result.mmse_gap)
+    assert np.array_equal(est.integrate().orthogonal, est.pointwise(form="orthogonal"))
     assert (result.orthogonal >= 0).all() and result.orthogonal_se.shape == (50,)
     with pytest.raises(ValueError, match="one point-wise form"):
         quick("mine").fit(x, y).pointwise(form="mmse-gap")

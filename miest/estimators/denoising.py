@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from miest.data import check_pair
 from miest.integrate import FORMS, PointwiseMI, Predict, conditional_predict, pointwise_mi
 from miest.interface import MIEstimator
 from miest.nets import ConditionalDenoiser
@@ -70,10 +69,10 @@ class IntegralEstimator(MIEstimator):
     def _integrand(self, x: Tensor, y: Tensor) -> tuple[Predict, Tensor, GaussianPath, str]:
         """``(predict, diffused data, path, parametrisation)`` for ``miest.integrate``."""
 
-    def integrate(self, x, y) -> PointwiseMI:
-        """Every point-wise form with its Monte Carlo standard errors, for new pairs."""
-        self._check_fitted()
-        return self._integrate(*self._tensors(*check_pair(x, y, 1)))
+    def integrate(self, x=None, y=None) -> PointwiseMI:
+        """Every point-wise form with its Monte Carlo standard errors, from one pass: for
+        new pairs, or without arguments the held-out pairs of ``fit``."""
+        return self._integrate(*self._pairs(x, y))
 
     def _integrate(self, x: Tensor, y: Tensor) -> PointwiseMI:
         predict, data, path, parametrisation = self._integrand(x, y)

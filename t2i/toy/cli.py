@@ -96,14 +96,16 @@ def _run(args) -> int:
         "eval_prompts": args.eval_prompts,
         "eval_seeds": args.eval_seeds,
     }
-    arms = [
-        Arm(family, category, selection, **settings)
-        for family in args.family
-        for category in args.category
-        for selection in args.selection
-    ]
-    if args.study:
-        arms = study_arms(args.family, args.category)
+    arms = (
+        study_arms(args.family, args.category)
+        if args.study
+        else [
+            Arm(family, category, selection, **settings)
+            for family in args.family
+            for category in args.category
+            for selection in args.selection
+        ]
+    )
     for arm in (bar := tqdm(arms, desc="arms")):
         bar.set_postfix_str(arm.key)
         rows = experiment.run(arm, progress=False)
