@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	# diffusion-mi (a benchmark peer) requires torchvision, which it never uses: skip its deps
+	$(BIN)/pip install --quiet --no-deps diffusion-mi==0.1.0
 	touch $@
 
 bench: setup

@@ -1,8 +1,8 @@
 """Estimators a benchmark can run, by name: miest's own and peers behind thin adapters.
 
 Every entry builds an object with ``estimate(x, y) -> float`` (nats) for a seed and
-keyword options. Peer libraries that are not (yet) runnable here are listed in
-``UNAVAILABLE_PEERS`` with the reason, which the report prints.
+keyword options. A peer whose library is missing fails its jobs with the import error,
+which the report lists under its failures.
 """
 
 from __future__ import annotations
@@ -40,18 +40,9 @@ BUILDERS: dict[str, tuple[str, Callable[..., object]]] = {
     "torch-mist-infonce": ("torch-mist", peers.torch_mist("infonce")),
     "torch-mist-smile": ("torch-mist", peers.torch_mist("smile")),
     "latentmi": ("latentmi", peers.latentmi),
-}
-
-UNAVAILABLE_PEERS: dict[str, str] = {
-    "diffusion-mi": (
-        "not run yet. diffusion-mi 0.1.0 (MINDE, MMG) imports torchvision at import time "
-        "(unused by its estimators), and PyPI's torchvision does not import beside the CPU "
-        "torch 2.13 wheel this project installs; it also needs lightning and "
-        "pytorch-lightning. A working route (`pip install --no-deps diffusion-mi`, a "
-        "stub torchvision module in the adapter) is not written yet. Cost: its MMG took "
-        "318 s for one 5,000-sample task on 2 cores (3,000 steps), about 20 hours for "
-        "the 240 v1 jobs, so it needs the GPU machine or a reduced task list"
-    ),
+    "dmi-minde-c": ("diffusion-mi", peers.diffusion_mi("minde", type="c")),
+    "dmi-minde-j": ("diffusion-mi", peers.diffusion_mi("minde", type="j")),
+    "dmi-mmg-orthogonal": ("diffusion-mi", peers.diffusion_mi("mmg", form="orthogonal")),
 }
 
 

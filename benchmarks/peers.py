@@ -1,4 +1,4 @@
-"""Thin adapters for peer MI libraries from PyPI: ``torch-mist`` and ``latentmi``.
+"""Thin adapters for peer MI libraries from PyPI: ``torch-mist``, ``latentmi``, ``diffusion-mi``.
 
 Each builder takes ``(seed, **options)`` like the entries of ``benchmarks.estimators.BUILDERS``
 and returns an object with ``estimate(x, y) -> float`` in nats. The peer library is imported
@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
+import sys
 import tempfile
+import types
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +46,13 @@ def _numpy(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
 
+def _split(n: int, seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train rows, held-out rows) with ``round(n * test_size)`` held out."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(n * test_size))
+    return order[n_test:], order[:n_test]
+
+
 @dataclass
 class TorchMist:
     """``torch_mist.estimate_mi`` fitted on a seeded split, evaluated on the held-out rows.
@@ -62,9 +73,7 @@ class TorchMist:
         from torch_mist import estimate_mi
 
         x, y = _numpy(x), _numpy(y)  # torch-mist indexes jax arrays (bmi's samples) row by row
-        order = np.random.default_rng(self.seed).permutation(len(x))
-        n_test = max(1, round(len(x) * self.test_size))
-        test, train = order[:n_test], order[n_test:]
+        train, test = _split(len(x), self.seed, self.test_size)
         settings = {"hidden_dims": [128, 64], "max_iterations": 5000} | self.options
         # torch-mist checkpoints to gettempdir()/model_<iteration>_<same text>.pyt, so two
         # jobs running side by side overwrite and delete each other's file: give each its own
@@ -127,3 +136,119 @@ class LatentMI:
 def latentmi(seed: int, **options: Any) -> LatentMI:
     """A builder for latentmi's LMI estimator."""
     return LatentMI(seed, options)
+
+
+@dataclass
+class DiffusionMI:
+    """MINDE or MMG from ``diffusion-mi`` (its authors' package), on a seeded split.
+
+    Trained on the training rows for at most ``steps`` optimiser steps (miest's own budget),
+    evaluated on the held-out rows. Settings are those of the package's own examples
+    (learning rate 1e-4; batch 256 for MINDE, 512 for MMG), without early stopping;
+    ``options`` go to the estimator's constructor and override them. Details of 0.1.0:
+
+    - MINDE ignores ``max_n_steps`` (Lightning then trains 1,000 epochs), so the budget is
+      passed as the whole number of epochs nearest ``steps``; it standardises both
+      variables itself. ``type="c"`` (default) or ``"j"`` picks conditional or joint.
+    - MMG needs validation data in ``fit`` only to log a loss each epoch: it gets 256
+      held-out rows, which change nothing but the cost. It does not standardise, so the
+      adapter standardises with the training rows' statistics, as the package's example
+      does. ``form="gap"`` (what its ``estimate`` returns: the MMSE gap between the
+      unconditional and conditional denoisers) or ``"orthogonal"`` (the squared
+      difference of the two denoisers, which it computes and drops).
+    """
+
+    estimator: str
+    seed: int
+    test_size: float
+    steps: int
+    options: dict[str, Any]
+
+    def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
+        x, y = _numpy(x), _numpy(y)
+        train, test = _split(len(x), self.seed, self.test_size)
+        with _seeded_and_quiet(self.seed), _lightning_quiet():
+            neural = _import_diffusion_mi()
+            if self.estimator == "minde":
+                return self._minde(neural, x[train], y[train], x[test], y[test])
+            return self._mmg(neural, x[train], y[train], x[test], y[test])
+
+    def _minde(self, neural, x, y, x_test, y_test) -> float:
+        settings = {"learning_rate": 1e-4, "batch_size": 256} | self.options
+        epochs = max(1, round(self.steps / math.ceil(len(x) / settings["batch_size"])))
+        model = neural.MINDEEstimator(max_epochs=epochs, seed=self.seed, **settings)
+        model.fit(x, y)
+        return float(model.estimate(x_test, y_test))
+
+    def _mmg(self, neural, x, y, x_test, y_test) -> float:
+        settings = {"learning_rate": 1e-4, "batch_size": 512} | self.options
+        form = settings.pop("form", "gap")
+        if form not in ("gap", "orthogonal"):
+            raise ValueError(f"MMG form must be 'gap' or 'orthogonal', got {form!r}")
+        mean_x, std_x, mean_y, std_y = x.mean(0), x.std(0), y.mean(0), y.std(0)
+        x, x_test = (x - mean_x) / std_x, (x_test - mean_x) / std_x
+        y, y_test = (y - mean_y) / std_y, (y_test - mean_y) / std_y
+        model = neural.MMGEstimator(max_n_steps=self.steps, seed=self.seed, **settings)
+        model.fit(x, y, X_val=x_test[:256], Y_val=y_test[:256])
+        if form == "gap":
+            return float(model.estimate(x_test, y_test))
+        # as its ``estimate`` does: the EMA weights, the mean of 10 Monte Carlo passes
+        model.eval()
+        model.model = model.model_ema.module
+        with torch.no_grad():
+            x_test, y_test = torch.from_numpy(x_test), torch.from_numpy(y_test)
+            return float(np.mean([model.estimate_x_y(x_test, y_test).item() for _ in range(10)]))
+
+
+def _import_diffusion_mi() -> types.ModuleType:
+    """``estimators.neural`` of diffusion-mi, importable without torchvision.
+
+    diffusion-mi 0.1.0 imports torchvision at module level and never uses it, and PyPI's
+    torchvision does not pair with this project's CPU torch. Where torchvision is missing,
+    an empty stand-in is present only while diffusion-mi imports, so nothing else sees it
+    (Lightning, imported first, probes for torchvision and must find none).
+    """
+    import lightning  # noqa: F401
+    import pytorch_lightning  # noqa: F401
+
+    stand_ins = []
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        stand_ins = ["torchvision", "torchvision.transforms"]
+        for name in stand_ins:
+            sys.modules[name] = types.ModuleType(name)
+        sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
+    try:
+        from dmi import estimators
+    finally:
+        for name in stand_ins:
+            sys.modules.pop(name, None)
+    return estimators
+
+
+@contextlib.contextmanager
+def _lightning_quiet() -> Iterator[None]:
+    """Drop Lightning's log lines, warnings and progress bars (stderr) for the call."""
+    loggers = [logging.getLogger(name) for name in ("lightning", "pytorch_lightning")]
+    levels = [one.level for one in loggers]
+    for one in loggers:
+        one.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for one, level in zip(loggers, levels, strict=True):
+            one.setLevel(level)
+
+
+def diffusion_mi(estimator: str, **defaults: Any) -> Callable[..., DiffusionMI]:
+    """A builder for diffusion-mi's ``"minde"`` or ``"mmg"``; ``defaults`` under ``options``."""
+    if estimator not in ("minde", "mmg"):
+        raise ValueError(f"diffusion-mi estimator must be 'minde' or 'mmg', got {estimator!r}")
+
+    def build(seed: int, test_size: float = 0.3, steps: int = 4000, **options: Any):
+        return DiffusionMI(estimator, seed, test_size, steps, defaults | options)
+
+    return build

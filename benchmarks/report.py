@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.estimators import UNAVAILABLE_PEERS
 from miest.files import write_atomically
 
 
@@ -279,9 +278,6 @@ def _mi_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str]:
         "",
         *[f"![{name}]({name})" for name in images if name.endswith(".png")],
         "",
-        "## Peers not in this run",
-        "",
-        *[f"- `{peer}`: {why}" for peer, why in UNAVAILABLE_PEERS.items()],
     ]
     return lines + _failures(frame)
 

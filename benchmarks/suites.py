@@ -11,7 +11,14 @@ from benchmarks.estimators import BUILDERS
 
 MIEST = ["minde-c", "minde-j", "rfmi", "mine", "infonce", "nwj"]
 BMI_PEERS = ["bmi-ksg", "bmi-cca", "bmi-mine", "bmi-infonce", "bmi-nwj", "bmi-dv"]
-OTHER_PEERS = ["torch-mist-infonce", "torch-mist-smile", "latentmi"]
+OTHER_PEERS = [
+    "torch-mist-infonce",
+    "torch-mist-smile",
+    "latentmi",
+    "dmi-minde-c",
+    "dmi-minde-j",
+    "dmi-mmg-orthogonal",
+]
 DIFFUSION = ("minde-c", "minde-j", "rfmi")
 # A job's cache key covers its explicit options, not an estimator's defaults, so the
 # diffusion/flow estimators' point-wise form (their default since it was measured better)

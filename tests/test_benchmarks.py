@@ -37,8 +37,8 @@ def test_job_keys_are_stable_and_distinct():
 
 
 def test_suites_know_their_jobs_and_reject_unknown_names():
-    assert len(get_suite("quick").jobs()) == 5 * 15
-    assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 15
+    assert len(get_suite("quick").jobs()) == 5 * 18
+    assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 18
     assert {job.kind for job in get_suite("pointwise").jobs()} == {"pointwise"}
     assert len(get_suite("consistency").jobs()) == 12 * 12
     with pytest.raises(ValueError, match="unknown suite 'huge'"):
@@ -75,7 +75,7 @@ def test_run_caches_resumes_and_reports(tmp_path):
     assert sorted(on_disk.estimate) == pytest.approx(sorted(again.estimate), rel=1e-12)
     report = write_report(tmp_path / "tiny")
     text = report.read_text()
-    assert "| mine" in text and "diffusion-mi" in text  # a peer that cannot run here, and why
+    assert "| mine" in text
     for name in ("estimates", "heatmap", "time_accuracy"):
         assert (tmp_path / "tiny" / f"{name}.png").stat().st_size > 1000
         assert (tmp_path / "tiny" / f"{name}.svg").exists()

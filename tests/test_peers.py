@@ -3,11 +3,14 @@
 Each test skips unless its library is installed (``pip install miest[peers]``). Training is
 cut short, so the accuracy tolerances are loose: they catch a broken adapter (a wrong split,
 no training), not a weak estimator. Errors measured with these settings on seeds 0-2:
-torch-mist InfoNCE -0.07 to -0.08 nats, SMILE -0.19 to +0.08; latentmi -0.09 to -0.20.
+torch-mist InfoNCE -0.07 to -0.08 nats, SMILE -0.19 to +0.08; latentmi -0.09 to -0.20;
+diffusion-mi (1,500 steps) MINDE-C -0.03 to -0.13, MMG orthogonal -0.18 to +0.04.
 Units (latentmi reports bits) are checked exactly, without training.
 """
 
+import importlib.util
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -96,3 +99,45 @@ def test_torch_mist_checkpoints_in_a_private_folder(few, monkeypatch):
     peers.torch_mist("smile")(0, max_iterations=5).estimate(*few)
     assert seen and seen[0] != shared
     assert tempfile.gettempdir() == shared
+
+
+def needs_diffusion_mi() -> None:
+    """Skip unless diffusion-mi and Lightning are installed (``import dmi`` needs the
+    adapter's torchvision stand-in, so only the package's presence is checked)."""
+    pytest.importorskip("lightning")
+    if importlib.util.find_spec("dmi") is None:
+        pytest.skip("diffusion-mi is not installed (make setup installs it)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("estimator", "options"), [("minde", {}), ("mmg", {"form": "orthogonal"})])
+def test_diffusion_mi_close_to_truth(estimator, options, samples):
+    needs_diffusion_mi()
+    estimate = peers.diffusion_mi(estimator)(0, steps=1500, **options).estimate(*samples)
+    assert np.isfinite(estimate)
+    assert abs(estimate - TRUTH) <= 0.3, (estimate, TRUTH)
+
+
+@pytest.mark.parametrize(("estimator", "options"), [("minde", {"type": "j"}), ("mmg", {})])
+def test_diffusion_mi_same_seed_same_estimate(estimator, options, few):
+    needs_diffusion_mi()
+    build = peers.diffusion_mi(estimator, **options)
+    first = build(3, steps=10).estimate(*few)
+    assert np.isfinite(first)
+    assert build(3, steps=10).estimate(*few) == first
+
+
+def test_diffusion_mi_imports_without_leaving_a_torchvision_stand_in():
+    needs_diffusion_mi()
+    had_torchvision = "torchvision" in sys.modules
+    neural = peers._import_diffusion_mi()
+    assert hasattr(neural, "MINDEEstimator") and hasattr(neural, "MMGEstimator")
+    assert ("torchvision" in sys.modules) == had_torchvision
+
+
+def test_diffusion_mi_rejects_unknown_names(few):
+    with pytest.raises(ValueError, match="'minde' or 'mmg'"):
+        peers.diffusion_mi("mind")
+    needs_diffusion_mi()
+    with pytest.raises(ValueError, match="form must be"):
+        peers.diffusion_mi("mmg", form="cross")(0, steps=2).estimate(*few)
