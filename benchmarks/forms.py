@@ -1,7 +1,7 @@
 """Compare the diffusion/flow estimators' point-wise forms from one fit each.
 
 ``python -m benchmarks.forms`` fits MINDE-C and RFMI (defaults, n = 5,000, seed 0) on
-the quick suite's five bmi tasks and on two image tasks of the consistency suite (or on
+the quick suite's bmi tasks and on two image tasks of the consistency suite (or on
 the bmi / consistency tasks given with ``--tasks``), and
 prints the MI (nats) of the orthogonal, MMSE-gap and cross forms side by side, with the
 truth (bmi) or the exact upper bound (consistency). Printed, not asserted: it informs

@@ -37,7 +37,7 @@ def test_job_keys_are_stable_and_distinct():
 
 
 def test_suites_know_their_jobs_and_reject_unknown_names():
-    assert len(get_suite("quick").jobs()) == 5 * 18
+    assert len(get_suite("quick").jobs()) == 4 * 18
     assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 18
     assert {job.kind for job in get_suite("pointwise").jobs()} == {"pointwise"}
     assert len(get_suite("consistency").jobs()) == 12 * 12
