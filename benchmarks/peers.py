@@ -196,7 +196,7 @@ class DiffusionMI:
         model.eval()
         model.model = model.model_ema.module
         with torch.no_grad():
-            x_test, y_test = torch.from_numpy(x_test), torch.from_numpy(y_test)
+            x_test, y_test = (torch.from_numpy(a).to(model.device) for a in (x_test, y_test))
             return float(np.mean([model.estimate_x_y(x_test, y_test).item() for _ in range(10)]))
 
 
