@@ -48,9 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
+            width = max(map(len, SUITES))
             for name in SUITES:
                 suite = get_suite(name)
-                print(f"{name:6s} {len(suite.jobs()):5d} jobs  {suite.description}")
+                print(f"{name:{width}s} {len(suite.jobs()):5d} jobs  {suite.description}")
             return 0
         suite = get_suite(args.suite)
         if args.command == "run":
