@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from miest.data import Standardizer, split
+
 
 @contextlib.contextmanager
 def _seeded_and_quiet(seed: int) -> Iterator[None]:
@@ -44,13 +46,6 @@ def _seeded_and_quiet(seed: int) -> Iterator[None]:
 
 def _numpy(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
-
-
-def _split(n: int, seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train rows, held-out rows) with ``round(n * test_size)`` held out."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = max(1, round(n * test_size))
-    return order[n_test:], order[:n_test]
 
 
 @dataclass
@@ -73,7 +68,7 @@ class TorchMist:
         from torch_mist import estimate_mi
 
         x, y = _numpy(x), _numpy(y)  # torch-mist indexes jax arrays (bmi's samples) row by row
-        train, test = _split(len(x), self.seed, self.test_size)
+        train, test = split(len(x), self.test_size, self.seed)
         settings = {"hidden_dims": [128, 64], "max_iterations": 5000} | self.options
         # torch-mist checkpoints to gettempdir()/model_<iteration>_<same text>.pyt, so two
         # jobs running side by side overwrite and delete each other's file: give each its own
@@ -166,7 +161,7 @@ class DiffusionMI:
 
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         x, y = _numpy(x), _numpy(y)
-        train, test = _split(len(x), self.seed, self.test_size)
+        train, test = split(len(x), self.test_size, self.seed)
         with _seeded_and_quiet(self.seed), _lightning_quiet():
             neural = _import_diffusion_mi()
             if self.estimator == "minde":
@@ -185,9 +180,8 @@ class DiffusionMI:
         form = settings.pop("form", "gap")
         if form not in ("gap", "orthogonal"):
             raise ValueError(f"MMG form must be 'gap' or 'orthogonal', got {form!r}")
-        mean_x, std_x, mean_y, std_y = x.mean(0), x.std(0), y.mean(0), y.std(0)
-        x, x_test = (x - mean_x) / std_x, (x_test - mean_x) / std_x
-        y, y_test = (y - mean_y) / std_y, (y_test - mean_y) / std_y
+        scale_x, scale_y = Standardizer.fit(x), Standardizer.fit(y)
+        x, x_test, y, y_test = scale_x(x), scale_x(x_test), scale_y(y), scale_y(y_test)
         model = neural.MMGEstimator(max_n_steps=self.steps, seed=self.seed, **settings)
         model.fit(x, y, X_val=x_test[:256], Y_val=y_test[:256])
         if form == "gap":
