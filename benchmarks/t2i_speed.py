@@ -1,7 +1,11 @@
 """Speed of t2i on tiny pipelines: MI-during-generation overhead and ``score`` throughput.
 
 python -m benchmarks.t2i_speed [--family sd sdxl sd3] [--repeats 5] [--device cuda]
+python -m benchmarks.t2i_speed --full --device cuda --dtype float16   # GPU, real denoisers
 
+``--full`` times the published denoiser architectures (``t2i.tiny.full_size``: SD-2.1,
+SDXL, SD3.5-Medium, random weights) at their native latent sizes; the default times the
+tiny pipelines, where the denoiser is so cheap that any fixed cost looks large.
 Prints, per family, the median wall time of plain generation and of generation with
 MI (same prompts, seeds and steps; overhead in percent, target < 2%), and the
 throughput of ``t2i.score`` in images per second at a fixed number of draws.
@@ -18,7 +22,7 @@ import numpy as np
 import torch
 
 from t2i import generate, score, tiny
-from t2i.adapters import Adapter
+from t2i.adapters import Adapter, as_dtype
 
 PROMPTS = ["a red circle and a blue square", "three green triangles"] * 4
 
@@ -30,15 +34,35 @@ def _median_seconds(functions, repeats: int) -> list[float]:
     times = [[] for _ in functions]
     for _ in range(repeats):
         for function, spent in zip(functions, times, strict=True):
+            _synchronize()
             start = time.perf_counter()
             function()
+            _synchronize()  # GPU work is asynchronous: wait for it before reading the clock
             spent.append(time.perf_counter() - start)
     return [statistics.median(spent) for spent in times]
 
 
-def measure(family: str, repeats: int, device: str, steps: int, size: int, draws: int) -> dict:
-    pipe = tiny.build(family).to(device)
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def measure(
+    family: str,
+    repeats: int,
+    device: str,
+    steps: int,
+    size: int,
+    draws: int,
+    full: bool = False,
+    dtype: str = "float32",
+) -> dict:
+    with torch.device(device):
+        pipe = tiny.full_size(family) if full else tiny.build(family)
+    pipe.to(device, as_dtype(dtype))
     pipe.set_progress_bar_config(disable=True)
+    if full:
+        size = tiny.FULL_DENOISERS[family]["sample_size"] * pipe.vae_scale_factor
     adapter = Adapter(pipe)
     options = {"num_inference_steps": steps, "guidance_scale": 5.0, "height": size, "width": size}
     seeds = list(range(len(PROMPTS)))
@@ -55,6 +79,7 @@ def measure(family: str, repeats: int, device: str, steps: int, size: int, draws
     base, mi = _median_seconds([plain, with_mi], repeats)
     return {
         "family": family,
+        "latent": size // pipe.vae_scale_factor,
         "plain_s": base,
         "with_mi_s": mi,
         "overhead_pct": 100 * (mi - base) / base,
@@ -70,16 +95,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=32, help="image side in pixels")
     parser.add_argument("--draws", type=int, default=16, help="Monte Carlo draws per image")
+    parser.add_argument("--full", action="store_true", help="published denoiser sizes")
+    parser.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16")
     args = parser.parse_args(argv)
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(
-        f"{len(PROMPTS)} images, {args.steps} steps, {args.size}px, {args.draws} draws, "
-        f"{args.device}, {torch.get_num_threads()} threads"
+        f"{len(PROMPTS)} images, {args.steps} steps, {args.draws} draws, {args.dtype}, "
+        f"{'published' if args.full else 'tiny'} denoisers, {device}, "
+        f"{torch.get_num_threads()} threads"
     )
-    print("family  plain(s)  with MI(s)  overhead  score(img/s)")
+    print("family  latent  plain(s)  with MI(s)  overhead  score(img/s)")
     for family in args.family:
-        row = measure(family, args.repeats, args.device, args.steps, args.size, args.draws)
+        row = measure(
+            family,
+            args.repeats,
+            args.device,
+            args.steps,
+            args.size,
+            args.draws,
+            args.full,
+            args.dtype,
+        )
         print(
-            f"{family:6s}  {row['plain_s']:8.3f}  {row['with_mi_s']:10.3f}  "
+            f"{family:6s}  {row['latent']:6d}  {row['plain_s']:8.3f}  {row['with_mi_s']:10.3f}  "
             f"{row['overhead_pct']:+7.1f}%  {row['score_images_per_s']:12.1f}"
         )
 

@@ -53,13 +53,39 @@ def detect_family(pipe) -> str:
     return "sd"
 
 
-def load_pipeline(path: str | Path, device: str | torch.device = "cpu", dtype=None):
-    """``DiffusionPipeline.from_pretrained(path)`` with clear errors, on ``device``.
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+"""Weight precisions a pipeline can be loaded in, by name."""
+
+
+def default_device() -> torch.device:
+    """The device accelerate assigns this process: its GPU when there is one, else the CPU."""
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
+def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """A torch dtype from a name in ``DTYPES`` (or a dtype, or ``None``: keep the saved one)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose from {sorted(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def load_pipeline(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+):
+    """``DiffusionPipeline.from_pretrained(path)`` with clear errors, on ``device`` (default:
+    ``default_device()``, a GPU when there is one) in ``dtype`` (default: as saved).
 
     Components saved as absent (for example SD3 without its T5 encoder) stay absent.
     """
     from diffusers import DiffusionPipeline
 
+    dtype = as_dtype(dtype)
     folder = Path(path)
     index = folder / "model_index.json"
     if not folder.is_dir():
@@ -80,9 +106,9 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu", dtype=No
     ]
     if missing:
         raise FileNotFoundError(f"{folder} lacks the component folder(s) {missing}")
-    pipe = DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, **absent)
+    pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, **absent)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe.to(default_device() if device is None else device)
 
 
 @dataclass
@@ -200,8 +226,17 @@ class Adapter:
             raise ValueError(
                 f"image size {tuple(pixels.shape[-2:])} must be a multiple of {size} for this model"
             )
-        latents = self.pipe.vae.encode(pixels).latent_dist.mean
-        config = self.pipe.vae.config
+        vae = self.pipe.vae
+        # like diffusers' pipelines: a VAE that overflows in float16 (SDXL's) encodes in float32
+        upcast = vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            latents = vae.encode(pixels.to(vae.dtype)).latent_dist.mean
+        finally:
+            if upcast:
+                vae.to(torch.float16)
+        config = vae.config
         shift = config.get("shift_factor") or 0.0
         return ((latents - shift) * config.scaling_factor).to(self.dtype)
 
@@ -235,10 +270,11 @@ class Adapter:
 
         @torch.no_grad()
         def predict(x_t: Tensor, t: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-            batch = torch.cat([x_t, x_t]).to(self.dtype)
+            batch = torch.cat([x_t, x_t]).to(self.device, self.dtype)
             timestep = self.timestep(t.to(torch.float64)).repeat(2).to(self.device, self.dtype)
             output = self(batch, timestep, conditions.batch(rows.to(self.device)))
-            without, with_prompt = self.to_path_output(output).to(x_t.dtype).chunk(2)
+            output = self.to_path_output(output).to(x_t.device, x_t.dtype)
+            without, with_prompt = output.chunk(2)
             return with_prompt, without
 
         return predict

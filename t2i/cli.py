@@ -23,7 +23,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="t2i", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    score = commands.add_parser("score", help="point-wise MI (nats) of a prompt and images")
+    precision = argparse.ArgumentParser(add_help=False)
+    precision.add_argument(
+        "--dtype", default="float32", help="weight precision: float32, float16 or bfloat16"
+    )
+    placement = argparse.ArgumentParser(add_help=False, parents=[precision])
+    placement.add_argument("--device", help="torch device (default: a GPU when there is one)")
+    score = commands.add_parser(
+        "score", parents=[placement], help="point-wise MI (nats) of a prompt and images"
+    )
     score.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
     score.add_argument("--prompt", required=True)
     score.add_argument("images", nargs="+", type=Path)
@@ -31,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--form", default="orthogonal", choices=["orthogonal", "mmse-gap", "cross"])
     score.add_argument("--seed", type=int, default=0)
 
-    build = commands.add_parser("build-set", help="generate M images per prompt, keep top-k MI")
+    build = commands.add_parser(
+        "build-set",
+        parents=[precision],
+        help="generate M images per prompt, keep top-k MI (on accelerate's device)",
+    )
     build.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
     build.add_argument("--prompts", required=True, type=Path, help="one prompt per line")
     build.add_argument("--out", required=True, type=Path, help="dataset folder (resumable)")
@@ -56,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     rounds.add_argument("--sampling-steps", type=int, default=50)
     for tune in (train, rounds):
         _training_options(tune)
-    sweep = commands.add_parser("sweep", help="image grids over guidance scales, with MI")
+    sweep = commands.add_parser(
+        "sweep", parents=[placement], help="image grids over guidance scales, with MI"
+    )
     sweep.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
     sweep.add_argument("--prompts", required=True, type=Path, help="one prompt per line")
     sweep.add_argument("--out", required=True, type=Path)
@@ -68,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--adapters", required=True, type=Path, nargs="+")
     merge.add_argument("--out", required=True, type=Path)
     merge.add_argument("--weights", type=float, nargs="+", help="default: equal")
-    rate = commands.add_parser("evaluate", help="score an image folder (MI, CLIP score)")
+    rate = commands.add_parser(
+        "evaluate", parents=[placement], help="score an image folder (MI, CLIP score)"
+    )
     rate.add_argument("--data", required=True, type=Path, help="folder with metadata.jsonl")
     rate.add_argument("--model", type=Path, help="pipeline folder for the MI scorer")
     rate.add_argument("--adapter", type=Path, help="adapter folder for the MI scorer's model")
@@ -77,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     rate.add_argument(
         "--reference", type=Path, help="folder of reference images for CMMD and FD-CLIP (--clip)"
     )
-    make = commands.add_parser("generate", help="images with their MI, as an image folder")
+    make = commands.add_parser(
+        "generate", parents=[placement], help="images with their MI, as an image folder"
+    )
     make.add_argument("--model", required=True, type=Path, help="diffusers pipeline folder")
     make.add_argument("--prompts", required=True, type=Path, help="one prompt per line")
     make.add_argument("--out", required=True, type=Path)
@@ -124,7 +142,11 @@ def _score(args) -> int:
     from t2i.score import score
 
     result = score(
-        load_pipeline(args.model), args.prompt, args.images, n_draws=args.draws, seed=args.seed
+        load_pipeline(args.model, args.device, args.dtype),
+        args.prompt,
+        args.images,
+        n_draws=args.draws,
+        seed=args.seed,
     )
     for path, value, se in zip(
         args.images, result.values(args.form), result.standard_errors(args.form), strict=True
@@ -147,7 +169,7 @@ def _build(args) -> int:
 
     size = {key: value for key in ("height", "width") if (value := getattr(args, key))}
     metadata = selection.build_finetuning_set(
-        load_pipeline(args.model),
+        load_pipeline(args.model, dtype=args.dtype),
         prompts,
         args.out,
         args.images_per_prompt,
@@ -215,7 +237,7 @@ def _sweep(args) -> int:
     from t2i.selection import read_prompts
     from t2i.sweep import guidance_sweep
 
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, args.device, args.dtype)
     if args.adapter:
         load_adapter(pipe, args.adapter)
     frame = guidance_sweep(
@@ -246,7 +268,7 @@ def _generate(args) -> int:
     from t2i.generation import generate
     from t2i.selection import read_prompts
 
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, args.device, args.dtype)
     if args.adapter:
         load_adapter(pipe, args.adapter)
     rows = []
@@ -276,12 +298,12 @@ def _evaluate(args) -> int:
         from t2i.adapters import load_pipeline
         from t2i.finetune import load_adapter
 
-        pipe = load_pipeline(args.model)
+        pipe = load_pipeline(args.model, args.device, args.dtype)
         if args.adapter:
             load_adapter(pipe, args.adapter)
         scorers.append(MIScorer(pipe, n_draws=args.draws))
     if args.clip:
-        scorers.append(CLIPScorer(args.clip))
+        scorers.append(CLIPScorer(args.clip, args.device))
     if args.reference:
         import json
 

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from miest.files import write_atomically
+from t2i.adapters import default_device
 from t2i.finetune import read_dataset
 from t2i.score import as_adapter, score
 
@@ -61,7 +62,7 @@ class CLIPImageFeatures(torch.nn.Module):
         inputs = self.scorer.processor(images=pixels, return_tensors="pt").to(self.scorer.device)
         model = self.scorer.model
         pooled = model.vision_model(pixel_values=inputs["pixel_values"]).pooler_output
-        return model.visual_projection(pooled).double()
+        return model.visual_projection(pooled).double().cpu()
 
 
 class CLIPScorer:
@@ -69,7 +70,7 @@ class CLIPScorer:
 
     name = "clip_score"
 
-    def __init__(self, folder: str | Path, device: str = "cpu"):
+    def __init__(self, folder: str | Path, device: str | torch.device | None = None):
         from transformers import CLIPModel, CLIPProcessor
 
         folder = Path(folder)
@@ -78,9 +79,9 @@ class CLIPScorer:
                 f"no CLIP model at {folder}: expected a folder with config.json and weights "
                 "(CLIPModel.save_pretrained); nothing is downloaded"
             )
-        self.model = CLIPModel.from_pretrained(folder).to(device).eval()
+        self.device = default_device() if device is None else device
+        self.model = CLIPModel.from_pretrained(folder).to(self.device).eval()
         self.processor = CLIPProcessor.from_pretrained(folder)
-        self.device = device
 
     @torch.no_grad()
     def __call__(self, prompts: list[str], images: list) -> np.ndarray:

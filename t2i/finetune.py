@@ -202,8 +202,9 @@ def loss_on_batch(
 ) -> torch.Tensor:
     """The model's own loss (MSE to its training target) on latents ``x`` (b, c, h, w) with
     their text ``conditions`` (denoiser keyword arguments, batch b)."""
-    t = _draw_times(adapter, config, len(x), generator)
-    eps = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    # drawn on the CPU generator, so a seed gives the same draws on every device
+    t = _draw_times(adapter, config, len(x), generator).to(x.device)
+    eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     path, parametrisation = adapter.path, adapter.parametrisation
     x_t = path.noisy(x.double(), eps.double(), t).to(x.dtype)
     target = training_target(x.double(), eps.double(), t, path, parametrisation).to(x.dtype)

@@ -5,6 +5,9 @@ For tests, benchmarks and trying the API without weights: ``build("sd")``,
 return pipelines of about a million parameters (32x32 images, 16x16 latents) with a
 character-level CLIP tokenizer. Save them with ``save_pretrained`` and reload with
 ``t2i.load_pipeline``. Their outputs are random: they are plumbing, not models.
+
+``full_size("sdxl")`` swaps in the denoiser architecture of the published checkpoint
+(random weights) and text encoders of its widths, so timings see the real denoiser cost.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=MAX_TOKENS)
 
 
-def _text_encoder(vocab_size: int, projection: bool, hidden: int = 32):
+def text_encoder(vocab_size: int, projection: bool, hidden: int = 32):
+    """A 2-layer CLIP text encoder of width ``hidden`` (pooled projection of that width)."""
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(
@@ -123,9 +127,9 @@ def build(family: str = "sd", prediction_type: str = "epsilon", seed: int = 0):
             ),
             scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
             vae=_vae(shift_factor=0.1, scaling_factor=1.5),
-            text_encoder=_text_encoder(vocab, projection=True),
+            text_encoder=text_encoder(vocab, projection=True),
             tokenizer=tok,
-            text_encoder_2=_text_encoder(vocab, projection=True),
+            text_encoder_2=text_encoder(vocab, projection=True),
             tokenizer_2=tokenizer(),
             text_encoder_3=None,
             tokenizer_3=None,
@@ -136,7 +140,7 @@ def build(family: str = "sd", prediction_type: str = "epsilon", seed: int = 0):
             unet=_unet(32),
             scheduler=scheduler,
             vae=_vae(),
-            text_encoder=_text_encoder(vocab, projection=False),
+            text_encoder=text_encoder(vocab, projection=False),
             tokenizer=tok,
             safety_checker=None,
             feature_extractor=None,
@@ -151,8 +155,76 @@ def build(family: str = "sd", prediction_type: str = "epsilon", seed: int = 0):
         ),
         scheduler=scheduler,
         vae=_vae(),
-        text_encoder=_text_encoder(vocab, projection=False),
+        text_encoder=text_encoder(vocab, projection=False),
         tokenizer=tok,
-        text_encoder_2=_text_encoder(vocab, projection=True),
+        text_encoder_2=text_encoder(vocab, projection=True),
         tokenizer_2=tokenizer(),
     )
+
+
+FULL_DENOISERS = {
+    # the architectures in the published checkpoints' configs (diffusers layout)
+    "sd": {  # stable-diffusion-2-1: 96x96 latents
+        "sample_size": 96,
+        "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        "block_out_channels": (320, 640, 1280, 1280),
+        "attention_head_dim": (5, 10, 20, 20),
+        "cross_attention_dim": 1024,
+        "use_linear_projection": True,
+    },
+    "sdxl": {  # stable-diffusion-xl-base-1.0: 128x128 latents
+        "sample_size": 128,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        "block_out_channels": (320, 640, 1280),
+        "attention_head_dim": (5, 10, 20),
+        "transformer_layers_per_block": (1, 2, 10),
+        "cross_attention_dim": 2048,
+        "use_linear_projection": True,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 256,
+        "projection_class_embeddings_input_dim": 2816,
+    },
+    "sd3": {  # stable-diffusion-3.5-medium: 128x128 latents, 16 channels
+        "sample_size": 128,
+        "patch_size": 2,
+        "in_channels": 16,
+        "out_channels": 16,
+        "num_layers": 24,
+        "attention_head_dim": 64,
+        "num_attention_heads": 24,
+        "joint_attention_dim": 4096,
+        "caption_projection_dim": 1536,
+        "pooled_projection_dim": 2048,
+        "pos_embed_max_size": 384,
+        "dual_attention_layers": tuple(range(13)),
+        "qk_norm": "rms_norm",
+    },
+}
+"""Text widths that feed them: SD-2.1 1024; SDXL 768 + 1280; SD3 768 + 1280 (T5 absent)."""
+
+
+def full_size(family: str = "sd", seed: int = 0):
+    """A pipeline of ``family`` with the published denoiser architecture (random weights,
+    2.6B parameters for SDXL), 2-layer text encoders of the real widths and a tiny VAE
+    (so images are ``2 x`` the latent side). For timing, not for images. Build it under
+    ``with torch.device("cuda"):`` to initialise on a GPU."""
+    import diffusers
+
+    pipe = build(family, seed=seed)
+    vocab = len(pipe.tokenizer)
+    config = FULL_DENOISERS[family]
+    if family == "sd3":
+        pipe.transformer = diffusers.SD3Transformer2DModel(**config)
+        pipe.vae = _vae(latent_channels=16, shift_factor=0.1, scaling_factor=1.5)
+        pipe.text_encoder = text_encoder(vocab, projection=True, hidden=768)
+        pipe.text_encoder_2 = text_encoder(vocab, projection=True, hidden=1280)
+    else:
+        pipe.unet = diffusers.UNet2DConditionModel(in_channels=4, out_channels=4, **config)
+        if family == "sd":
+            pipe.text_encoder = text_encoder(vocab, projection=False, hidden=1024)
+        else:
+            pipe.text_encoder = text_encoder(vocab, projection=False, hidden=768)
+            pipe.text_encoder_2 = text_encoder(vocab, projection=True, hidden=1280)
+    return pipe

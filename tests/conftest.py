@@ -2,7 +2,10 @@ import os
 
 # No test may reach a model hub: tiny models are built from configs and saved locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# deterministic cuBLAS on a GPU (the `deterministic` fixture); no effect on the CPU
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -14,6 +17,24 @@ settings.register_profile(
     "default", deadline=None, max_examples=15, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("default")
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one mixed-precision setting per process; tests switch it."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+
+
+@pytest.fixture
+def deterministic():
+    """Deterministic kernels: a GPU's convolution backward, for one, is not by default."""
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
 
 
 def tiny_model_and_set(root, family: str = "sd", keep: int = 1, **generation):

@@ -33,7 +33,7 @@ def saved(tmp_path_factory):
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_reloaded_pipelines_are_detected_and_reproduce_the_denoiser(saved, name):
     family, prediction = VARIANTS[name]
-    pipe = t2i.load_pipeline(saved[name])
+    pipe = t2i.load_pipeline(saved[name], "cpu")  # compared with a fresh CPU build
     adapter = t2i.Adapter(pipe)
     assert adapter.family == family == t2i.detect_family(pipe)
     expected = {"sd3": "velocity", "v_prediction": "v", "epsilon": "eps"}
@@ -73,7 +73,7 @@ class ExactGaussian:
     """
 
     def __init__(self, pipe, prompts, seed=0):
-        self.adapter = t2i.Adapter(pipe)
+        self.adapter = t2i.Adapter(pipe.to("cpu"))  # the exact denoiser computes on the CPU
         self.pair = GaussianPair.from_correlations([0.9, 0.8, 0.7, 0.6], 64, 4, seed=seed)
         self.prompts = list(prompts)
         _, ys = self.pair.sample(len(prompts), seed=seed + 1)
@@ -236,3 +236,12 @@ def test_generation_rejects_bad_input(saved):
         t2i.generate(pipe, "a", seeds=[1, 2])
     with pytest.raises(ValueError, match="no prompts"):
         t2i.generate(pipe, [])
+
+
+def test_full_size_denoisers_have_the_published_parameter_counts():
+    """UNets of stable-diffusion-2-1 and stable-diffusion-xl-base-1.0, built without memory."""
+    with torch.device("meta"):
+        pipes = {family: tiny.full_size(family) for family in tiny.FAMILIES}
+    counts = {f: sum(p.numel() for p in pipes[f].unet.parameters()) for f in ("sd", "sdxl")}
+    assert counts == {"sd": 865_910_724, "sdxl": 2_567_463_684}
+    assert pipes["sd3"].transformer.config.num_layers == 24

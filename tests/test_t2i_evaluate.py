@@ -77,12 +77,14 @@ def test_generate_then_evaluate_from_the_cli(setup, tmp_path, capsys):
     prompts.write_text("a red circle\na blue square\n")
     out = tmp_path / "images"
     args = ["generate", "--model", str(setup / "model"), "--prompts", str(prompts)]
-    assert main([*args, "--out", str(out), "--seeds", "3", "4", "--steps", "2"]) == 0
+    assert main([*args, "--out", str(out), "--dtype", "half"]) == 2
+    assert "unknown dtype 'half'" in capsys.readouterr().err
+    options = ["--seeds", "3", "4", "--steps", "2", "--device", "cpu"]
+    assert main([*args, "--out", str(out), *options]) == 0
     rows = pd.read_json(out / "metadata.jsonl", lines=True)
     assert list(rows.seed) == [3, 4, 3, 4] and (rows.mi > 0).all()
-    assert (
-        main(["evaluate", "--data", str(out), "--model", str(setup / "model"), "--draws", "2"]) == 0
-    )
+    scoring = ["evaluate", "--data", str(out), "--model", str(setup / "model"), "--draws", "2"]
+    assert main([*scoring, "--dtype", "bfloat16"]) == 0
     assert "mi_orthogonal" in pd.read_csv(out / "scores.csv").columns
 
 

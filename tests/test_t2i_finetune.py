@@ -74,16 +74,6 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
         assert loss().item() < first.item()
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    """accelerate keeps one mixed-precision setting per process; tests switch it."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(True)
-    yield
-    AcceleratorState._reset_state(True)
-
-
 def test_bf16_mixed_precision_trains_on_the_cpu(models, tmp_path, fresh_accelerate_state):
     pipe = adapters.load_pipeline(models["sd"] / "model")
     before = _images(pipe)
@@ -110,7 +100,7 @@ def test_text_encoder_adapters_train_and_reload(models, family, kind, tmp_path):
     assert np.abs(_images(fresh) - base).max() > 1e-4
 
 
-def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path):
+def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path, deterministic):
     root = models["sd"]
     config = finetune.FinetuneConfig(steps=4, checkpoint_every=2, **FAST)
     finetune.finetune(
