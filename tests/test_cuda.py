@@ -78,14 +78,27 @@ def test_mi_during_generation_on_the_gpu_matches_the_cpu(saved, family):
     np.testing.assert_allclose(gpu.mi, cpu.mi, atol=5e-3 * np.abs(cpu.mi).max())
 
 
+def _images(pipe):
+    generator = torch.Generator().manual_seed(0)
+    options = {"num_inference_steps": 2, "output_type": "np", **SIZE}
+    return pipe(["a red circle"], generator=generator, **options).images
+
+
 @pytest.mark.parametrize("precision", ["no", "bf16"])
-def test_finetuning_runs_on_the_gpu(tmp_path, precision, fresh_accelerate_state):
+def test_finetuning_on_the_gpu_trains_and_reloads(tmp_path, precision, fresh_accelerate_state):
     root = tiny_model_and_set(tmp_path, "sd", **SIZE)
     pipe = t2i.load_pipeline(root / "model")
+    base = _images(pipe)
     config = finetune.FinetuneConfig(
-        steps=2, batch_size=2, gradient_accumulation=1, mixed_precision=precision
+        steps=2,
+        batch_size=2,
+        gradient_accumulation=1,
+        learning_rate=1e-3,
+        mixed_precision=precision,
     )
     out = finetune.finetune(pipe, root / "set", tmp_path / "adapter", config, progress=False)
     reloaded = t2i.load_pipeline(root / "model")
     finetune.load_adapter(reloaded, out)
     assert reloaded.unet.device.type == "cuda"
+    np.testing.assert_allclose(_images(reloaded), _images(pipe), atol=1e-5)
+    assert np.abs(_images(reloaded) - base).max() > 1e-4
