@@ -79,7 +79,7 @@ def load_pipeline(
     dtype: str | torch.dtype | None = None,
 ):
     """``DiffusionPipeline.from_pretrained(path)`` with clear errors, on ``device`` (default:
-    ``default_device()``, a GPU when there is one) in ``dtype`` (default: as saved).
+    ``default_device()``, a GPU when there is one) in ``dtype`` (default: float32).
 
     Components saved as absent (for example SD3 without its T5 encoder) stay absent.
     """
@@ -216,10 +216,17 @@ class Adapter:
         )
 
     @torch.no_grad()
-    def encode_images(self, images) -> Tensor:
+    def encode_images(self, images, batch_size: int = 8) -> Tensor:
         """Latents (n, c, h, w) of images: PIL images, paths, or arrays (h, w, 3) in [0, 1]
-        (or uint8), one or a list. Uses the VAE posterior mean (deterministic)."""
-        pixels = torch.from_numpy(np.stack([_as_array(image) for image in _as_list(images)]))
+        (or uint8), one or a list, ``batch_size`` at a time through the VAE posterior mean
+        (deterministic)."""
+        images = _as_list(images)
+        return torch.cat(
+            [self._encode(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        )
+
+    def _encode(self, images: list) -> Tensor:
+        pixels = torch.from_numpy(np.stack([_as_array(image) for image in images]))
         pixels = (pixels.permute(0, 3, 1, 2) * 2.0 - 1.0).to(self.device, self.pipe.vae.dtype)
         size = self.pipe.vae_scale_factor * self._latent_multiple()
         if pixels.shape[-1] % size or pixels.shape[-2] % size:
@@ -271,7 +278,8 @@ class Adapter:
         @torch.no_grad()
         def predict(x_t: Tensor, t: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
             batch = torch.cat([x_t, x_t]).to(self.device, self.dtype)
-            timestep = self.timestep(t.to(torch.float64)).repeat(2).to(self.device, self.dtype)
+            # float32, not the model's dtype: bfloat16 would turn timestep 777.3 into 776
+            timestep = self.timestep(t.to(torch.float64)).repeat(2).to(self.device, torch.float32)
             output = self(batch, timestep, conditions.batch(rows.to(self.device)))
             output = self.to_path_output(output).to(x_t.device, x_t.dtype)
             without, with_prompt = output.chunk(2)

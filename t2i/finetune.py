@@ -208,7 +208,7 @@ def loss_on_batch(
     path, parametrisation = adapter.path, adapter.parametrisation
     x_t = path.noisy(x.double(), eps.double(), t).to(x.dtype)
     target = training_target(x.double(), eps.double(), t, path, parametrisation).to(x.dtype)
-    timestep = adapter.timestep(t).to(adapter.dtype)
+    timestep = adapter.timestep(t).to(torch.float32)  # not the model's dtype: see Adapter
     output = adapter.to_path_output(adapter(x_t.to(adapter.dtype), timestep, conditions))
     return torch.nn.functional.mse_loss(output.float(), target.float())
 
@@ -223,6 +223,7 @@ def finetune(
     """Train an adapter on ``dataset``; checkpoints in ``out/checkpoints`` (resumed if
     present); the final adapter in ``out`` for ``pipe.load_lora_weights(out)``."""
     from accelerate import Accelerator
+    from diffusers.training_utils import cast_training_params
 
     adapter = as_adapter(model)
     config = (config or FinetuneConfig()).resolved(adapter.family)
@@ -231,10 +232,13 @@ def finetune(
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     adapter.pipe.to(accelerator.device)
     with torch.no_grad():
-        latents = torch.cat([adapter.encode_images([p]) for p in images]).float()
+        latents = adapter.encode_images(images).float()
         conditions = adapter.encode_prompts(prompts)
     add_adapter(adapter, config)
     modules = _trained_modules(adapter, config)
+    # adapters train in float32 even on a half-precision model: peft creates them in the
+    # model's dtype, where AdamW's small updates vanish and fp16 gradients cannot be unscaled
+    cast_training_params(list(modules.values()), torch.float32)
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     optimizer = accelerator.prepare(
         torch.optim.AdamW(
@@ -380,7 +384,7 @@ def _resume(modules: dict, optimizer, out: Path) -> tuple[int, list[float]]:
     path = out / "checkpoints" / "last.pt"
     if not path.exists():
         return 0, []
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=False)
     if set(state["adapters"]) != set(modules):
         raise ValueError(
             f"{path} was written with other trained modules: {sorted(state['adapters'])}"

@@ -59,4 +59,5 @@ def tune(
             pipe, prompts, folder / "set", images_per_prompt, keep, progress=progress, **generation
         )
         finetune(pipe, folder / "set", adapter, config, progress=progress)
+        del pipe  # free this round's model before the next round loads its own
     return adapters

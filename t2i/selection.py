@@ -113,8 +113,12 @@ def build_finetuning_set(
     state = PartialState()
     adapter.pipe.to(state.device)
     adapter.pipe.set_progress_bar_config(disable=True)
-    mine = [i for i in range(len(prompts)) if i % state.num_processes == state.process_index]
-    todo = [i for i in mine if not _progress_file(out, i).exists()]
+    # deal out the unfinished prompts, so that a resumed run keeps processes evenly loaded;
+    # the barriers make every process list the same finished set
+    state.wait_for_everyone()
+    todo = [i for i in range(len(prompts)) if not _progress_file(out, i).exists()]
+    todo = todo[state.process_index :: state.num_processes]
+    state.wait_for_everyone()
     bar = tqdm(todo, desc="prompts", disable=not progress or not state.is_local_main_process)
     for index in bar:
         record = _select(

@@ -245,3 +245,32 @@ def test_full_size_denoisers_have_the_published_parameter_counts():
     counts = {f: sum(p.numel() for p in pipes[f].unet.parameters()) for f in ("sd", "sdxl")}
     assert counts == {"sd": 865_910_724, "sdxl": 2_567_463_684}
     assert pipes["sd3"].transformer.config.num_layers == 24
+
+
+@pytest.mark.parametrize("name", ["sd", "sd3"])
+def test_half_precision_models_see_float32_timesteps(saved, name):
+    """bfloat16 has 8 significant bits: timestep 777.3 would reach the model as 776."""
+    from t2i.finetune import FinetuneConfig, loss_on_batch
+
+    adapter = t2i.Adapter(t2i.load_pipeline(saved[name], "cpu", "bfloat16"))
+    seen = []
+    adapter.denoiser.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(args[1] if len(args) > 1 else kwargs["timestep"]),
+        with_kwargs=True,
+    )
+    conditions = adapter.encode_prompts(["a cat"])
+    t = adapter.time(torch.tensor([777.3]))
+    adapter.predict(conditions)(torch.zeros(1, 4, 4, 4), t, torch.tensor([0]))
+    config = FinetuneConfig().resolved(adapter.family)
+    generator = torch.Generator().manual_seed(0)
+    loss_on_batch(adapter, torch.zeros(1, 4, 4, 4), conditions.with_prompt, config, generator)
+    assert [s.dtype for s in seen] == [torch.float32, torch.float32]
+    assert seen[0][0].item() == pytest.approx(777.3, abs=1e-3)
+
+
+def test_images_are_encoded_in_batches_with_the_same_latents(saved):
+    adapter = t2i.Adapter(t2i.load_pipeline(saved["sd"], "cpu"))
+    images = np.random.default_rng(0).uniform(size=(5, 8, 8, 3))
+    one_by_one, together = adapter.encode_images(images, 1), adapter.encode_images(images, 8)
+    assert one_by_one.shape == (5, 4, 4, 4)
+    torch.testing.assert_close(one_by_one, together, rtol=1e-5, atol=1e-6)

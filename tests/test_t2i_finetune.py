@@ -100,6 +100,15 @@ def test_text_encoder_adapters_train_and_reload(models, family, kind, tmp_path):
     assert np.abs(_images(fresh) - base).max() > 1e-4
 
 
+def test_adapters_train_in_float32_on_a_half_precision_model(models, tmp_path):
+    pipe = adapters.load_pipeline(models["sd"] / "model", "cpu", "bfloat16")
+    config = finetune.FinetuneConfig(steps=1, **FAST)
+    finetune.finetune(pipe, models["sd"] / "set", tmp_path, config, progress=False)
+    trained = [p for p in pipe.unet.parameters() if p.requires_grad]
+    assert trained and all(p.dtype == torch.float32 for p in trained)
+    assert pipe.unet.conv_in.weight.dtype == torch.bfloat16  # the frozen model stays as loaded
+
+
 def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path, deterministic):
     root = models["sd"]
     config = finetune.FinetuneConfig(steps=4, checkpoint_every=2, **FAST)
