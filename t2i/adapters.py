@@ -181,11 +181,24 @@ class Adapter:
         return -output if self.family == "sd3" else output
 
     # --- inputs ----------------------------------------------------------------------
-    def encode_prompts(self, prompts: list[str], grad: bool = False) -> Conditions:
-        """Conditions for ``prompts`` and for the empty (unconditional) prompt; with
-        ``grad`` the text encoders' graph is kept (for training them)."""
+    def encode_prompts(
+        self, prompts: list[str], grad: bool = False, batch_size: int = 32
+    ) -> Conditions:
+        """Conditions for ``prompts`` and for the empty (unconditional) prompt, encoded
+        ``batch_size`` prompts at a time; with ``grad`` the text encoders' graph is kept
+        (for training them)."""
+        if not prompts:
+            raise ValueError("no prompts given")
         with torch.set_grad_enabled(grad):
-            return self._encode_prompts(prompts)
+            parts = [
+                self._encode_prompts(prompts[i : i + batch_size])
+                for i in range(0, len(prompts), batch_size)
+            ]
+        with_prompt = {
+            key: torch.cat([part.with_prompt[key] for part in parts])
+            for key in parts[0].with_prompt
+        }
+        return Conditions(with_prompt, parts[0].without)
 
     def _encode_prompts(self, prompts: list[str]) -> Conditions:
         pipe, device = self.pipe, self.device

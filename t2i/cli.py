@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     sweep.add_argument("--adapter", type=Path, help="adapter folder from t2i finetune")
     sweep.add_argument("--steps", type=int, default=50, help="sampling steps")
+    sweep.add_argument("--batch-size", type=int, default=8, help="images per pipeline call")
     merge = commands.add_parser("merge", help="parameter mean of adapters (appendix E.3)")
     merge.add_argument("--adapters", required=True, type=Path, nargs="+")
     merge.add_argument("--out", required=True, type=Path)
@@ -137,6 +138,11 @@ def _training_options(tune) -> None:
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     tune.add_argument("--train-text-encoder", action="store_true", help="LoRA on CLIP encoders")
+    tune.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute the denoiser's activations in the backward pass (less memory)",
+    )
 
 
 def _score(args) -> int:
@@ -202,6 +208,7 @@ def _config(args):
         seed=args.seed,
         mixed_precision=args.mixed_precision,
         train_text_encoder=args.train_text_encoder,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
 
 
@@ -249,6 +256,7 @@ def _sweep(args) -> int:
         args.seeds,
         args.out,
         num_inference_steps=args.steps,
+        batch_size=args.batch_size,
     )
     print(frame.groupby("guidance_scale").mi.describe().to_string())
     return 0

@@ -151,9 +151,13 @@ def set_metrics(reference: list, generated: list, clip_folder: str | Path) -> di
     features = CLIPImageFeatures(CLIPScorer(clip_folder))
     real, fake = _uint8(reference), _uint8(generated)
     fid = FrechetInceptionDistance(feature=features, reset_real_features=True)
-    fid.update(real, real=True)
-    fid.update(fake, real=False)
+    embeddings = {}
+    for name, images in (("real", real), ("fake", fake)):  # CLIP sees 32 images at a time
+        batches = images.split(32)
+        for batch in batches:
+            fid.update(batch, real=name == "real")
+        embeddings[name] = torch.cat([features(batch) for batch in batches])
     return {
-        "cmmd": cmmd(features(real), features(fake)),
+        "cmmd": cmmd(embeddings["real"], embeddings["fake"]),
         "fd_clip": float(fid.compute()),
     }

@@ -77,6 +77,7 @@ class FinetuneConfig:
     # LoRA on the CLIP text encoders too (LoRA even with adapter="dora": diffusers'
     # load_lora_weights drops text encoders' DoRA magnitudes, measured on 0.42.1)
     train_text_encoder: bool = False
+    gradient_checkpointing: bool = False  # less memory (1024² models), same result, slower
     seed: int = 0
 
     def resolved(self, family: str) -> FinetuneConfig:
@@ -239,6 +240,8 @@ def finetune(
     # adapters train in float32 even on a half-precision model: peft creates them in the
     # model's dtype, where AdamW's small updates vanish and fp16 gradients cannot be unscaled
     cast_training_params(list(modules.values()), torch.float32)
+    if config.gradient_checkpointing:
+        adapter.denoiser.enable_gradient_checkpointing()
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     optimizer = accelerator.prepare(
         torch.optim.AdamW(

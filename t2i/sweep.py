@@ -29,21 +29,37 @@ def grid(images: list, columns: int):
 
 
 def guidance_sweep(
-    model, prompts: list[str], scales: list[float], seeds: list[int], out: str | Path, **options
+    model,
+    prompts: list[str],
+    scales: list[float],
+    seeds: list[int],
+    out: str | Path,
+    batch_size: int = 8,
+    **options,
 ) -> pd.DataFrame:
-    """Images for every (scale, prompt, seed) with their MI; grids and a CSV in ``out``."""
+    """Images for every (scale, prompt, seed) with their MI, generated ``batch_size`` at a
+    time (each image is seeded on its own); grids and a CSV in ``out``."""
     if not prompts or not scales or not seeds:
         raise ValueError("need at least one prompt, one scale and one seed")
     adapter, out, rows = as_adapter(model), Path(out), []
+    pairs = [(p, s) for p in prompts for s in seeds]
     for scale in scales:
-        pairs = [(p, s) for p in prompts for s in seeds]
-        result = generate(
-            adapter, [p for p, _ in pairs], [s for _, s in pairs], guidance_scale=scale, **options
-        )
-        save_image_atomically(out / f"guidance-{scale:g}.png", grid(result.images, len(seeds)))
+        images, mi = [], []
+        for start in range(0, len(pairs), batch_size):
+            batch = pairs[start : start + batch_size]
+            result = generate(
+                adapter,
+                [p for p, _ in batch],
+                [s for _, s in batch],
+                guidance_scale=scale,
+                **options,
+            )
+            images += list(result.images)
+            mi += list(result.mi)
+        save_image_atomically(out / f"guidance-{scale:g}.png", grid(images, len(seeds)))
         rows += [
             {"guidance_scale": scale, "prompt": p, "seed": s, "mi": m}
-            for (p, s), m in zip(pairs, result.mi, strict=True)
+            for (p, s), m in zip(pairs, mi, strict=True)
         ]
     frame = pd.DataFrame(rows)
     write_atomically(out / "sweep.csv", frame.to_csv(index=False))

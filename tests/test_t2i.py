@@ -274,3 +274,20 @@ def test_images_are_encoded_in_batches_with_the_same_latents(saved):
     one_by_one, together = adapter.encode_images(images, 1), adapter.encode_images(images, 8)
     assert one_by_one.shape == (5, 4, 4, 4)
     torch.testing.assert_close(one_by_one, together, rtol=1e-5, atol=1e-6)
+
+
+def test_batched_prompt_encoding_and_sweeps_give_the_same_values(saved, tmp_path):
+    from t2i.sweep import guidance_sweep
+
+    adapter = t2i.Adapter(t2i.load_pipeline(saved["sdxl"], "cpu"))
+    prompts = ["a red circle", "two blue squares", "a cat"]
+    apart, together = adapter.encode_prompts(prompts, batch_size=2), adapter.encode_prompts(prompts)
+    for key, value in together.with_prompt.items():
+        torch.testing.assert_close(apart.with_prompt[key], value)
+    with pytest.raises(ValueError, match="no prompts"):
+        adapter.encode_prompts([])
+    options = {"num_inference_steps": 2, **SIZE}
+    one = guidance_sweep(adapter, prompts[:2], [3.0], [0, 1], tmp_path / "a", 1, **options)
+    three = guidance_sweep(adapter, prompts[:2], [3.0], [0, 1], tmp_path / "b", 3, **options)
+    np.testing.assert_allclose(one.mi, three.mi, rtol=1e-4)
+    assert list(one.seed) == [0, 1, 0, 1]

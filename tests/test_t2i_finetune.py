@@ -109,6 +109,20 @@ def test_adapters_train_in_float32_on_a_half_precision_model(models, tmp_path):
     assert pipe.unet.conv_in.weight.dtype == torch.bfloat16  # the frozen model stays as loaded
 
 
+def test_gradient_checkpointing_trains_the_same_adapter(models, tmp_path):
+    weights = []
+    for checkpointing in (False, True):
+        config = finetune.FinetuneConfig(steps=2, gradient_checkpointing=checkpointing, **FAST)
+        out = tmp_path / str(checkpointing)
+        pipe = adapters.load_pipeline(models["sd"] / "model", "cpu")
+        finetune.finetune(pipe, models["sd"] / "set", out, config, progress=False)
+        assert pipe.unet.is_gradient_checkpointing == checkpointing
+        weights.append(load_file(out / finetune.WEIGHTS))
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        torch.testing.assert_close(weights[1][key], weights[0][key], rtol=1e-5, atol=1e-6)
+
+
 def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path, deterministic):
     root = models["sd"]
     config = finetune.FinetuneConfig(steps=4, checkpoint_every=2, **FAST)
