@@ -270,7 +270,8 @@ def finetune(
             with accelerator.autocast():
                 loss = loss_on_batch(adapter, latents[batch], batch_conditions, config, generator)
             accelerator.backward(loss / config.gradient_accumulation)
-            total += loss.item() / config.gradient_accumulation
+            total = total + loss.detach() / config.gradient_accumulation  # no host sync
+        total = float(total)
         if not math.isfinite(total):
             raise FloatingPointError(f"loss {total} at step {step}: lower the learning rate")
         if accelerator.num_processes > 1:  # data parallel: average the adapter's gradients
