@@ -65,12 +65,25 @@ def default_device() -> torch.device:
 
 
 def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    """A torch dtype from a name in ``DTYPES`` (or a dtype, or ``None``: keep the saved one)."""
+    """A torch dtype from a name in ``DTYPES`` (a dtype or ``None`` passes through)."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose from {sorted(DTYPES)}")
     return DTYPES[dtype]
+
+
+def as_device(device: str | torch.device | None) -> torch.device:
+    """A torch device (``None``: ``default_device()``), checked to exist here."""
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {str(device)!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked for, but torch sees no CUDA GPU")
+    return device
 
 
 def load_pipeline(
@@ -85,7 +98,7 @@ def load_pipeline(
     """
     from diffusers import DiffusionPipeline
 
-    dtype = as_dtype(dtype)
+    dtype, device = as_dtype(dtype), as_device(device)
     folder = Path(path)
     index = folder / "model_index.json"
     if not folder.is_dir():
@@ -108,7 +121,7 @@ def load_pipeline(
         raise FileNotFoundError(f"{folder} lacks the component folder(s) {missing}")
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, **absent)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(default_device() if device is None else device)
+    return pipe.to(device)
 
 
 @dataclass

@@ -63,6 +63,11 @@ def test_loading_errors_name_the_problem(saved, tmp_path):
     (partial / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(FileNotFoundError, match="lacks the component"):
         t2i.load_pipeline(partial)
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        t2i.load_pipeline(saved["sd"], "gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA GPU"):
+            t2i.load_pipeline(saved["sd"], "cuda")
 
 
 class ExactGaussian:

@@ -79,6 +79,8 @@ def test_generate_then_evaluate_from_the_cli(setup, tmp_path, capsys):
     args = ["generate", "--model", str(setup / "model"), "--prompts", str(prompts)]
     assert main([*args, "--out", str(out), "--dtype", "half"]) == 2
     assert "unknown dtype 'half'" in capsys.readouterr().err
+    assert main([*args, "--out", str(out), "--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
     options = ["--seeds", "3", "4", "--steps", "2", "--device", "cpu"]
     assert main([*args, "--out", str(out), *options]) == 0
     rows = pd.read_json(out / "metadata.jsonl", lines=True)
