@@ -236,14 +236,25 @@ def test_committed_caches_belong_to_current_jobs(name):
     assert files and files <= keys, sorted(files - keys)[:3]
 
 
-def test_readme_headline_table_is_the_quick_report_table():
+def _readme_block(name: str) -> str:
     from pathlib import Path
 
-    root = Path(__file__).parents[1]
-    readme = (root / "README.md").read_text()
-    copied = readme.split("<!-- begin quick summary -->\n")[1].split(
-        "\n<!-- end quick summary -->"
-    )[0]
-    report = (root / "results" / "quick" / "REPORT.md").read_text()
-    table = report.split("## Successes and cost per estimator\n\n")[1].split("\n\n")[0]
-    assert copied == table
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    return readme.split(f"<!-- begin {name} -->\n")[1].split(f"\n<!-- end {name} -->")[0]
+
+
+def _report_section(suite: str, heading: str) -> str:
+    from pathlib import Path
+
+    report = (Path(__file__).parents[1] / "results" / suite / "REPORT.md").read_text()
+    return report.split(f"## {heading}\n\n")[1]
+
+
+def test_readme_headline_table_is_the_quick_report_table():
+    table = _report_section("quick", "Successes and cost per estimator").split("\n\n")[0]
+    assert _readme_block("quick summary") == table
+
+
+def test_readme_v1_targets_are_the_v1_report_targets():
+    judged, verdicts = _report_section("v1", "Targets").split("\n\n")[:2]
+    assert _readme_block("v1 targets") == f"{judged}\n\n{verdicts}"
