@@ -109,7 +109,7 @@ def test_adapters_train_in_float32_on_a_half_precision_model(models, tmp_path):
     assert pipe.unet.conv_in.weight.dtype == torch.bfloat16  # the frozen model stays as loaded
 
 
-def test_gradient_checkpointing_trains_the_same_adapter(models, tmp_path):
+def test_gradient_checkpointing_trains_the_same_adapter(models, tmp_path, deterministic):
     weights = []
     for checkpointing in (False, True):
         config = finetune.FinetuneConfig(steps=2, gradient_checkpointing=checkpointing, **FAST)
