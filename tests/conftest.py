@@ -37,6 +37,14 @@ def deterministic():
     torch.use_deterministic_algorithms(False)
 
 
+def seeded_image(pipe):
+    """The pipeline's 2-step 16x16 image of "a red circle", seed 0, as an array (1, h, w, 3):
+    equal for equal models, so it tells model versions apart."""
+    generator = torch.Generator().manual_seed(0)
+    options = {"num_inference_steps": 2, "output_type": "np", "height": 16, "width": 16}
+    return pipe(["a red circle"], generator=generator, **options).images
+
+
 def tiny_model_and_set(root, family: str = "sd", keep: int = 1, **generation):
     """Save a tiny ``family`` pipeline to ``root/model`` and build a fine-tuning set from it
     in ``root/set`` (2 prompts, M = 2, top ``keep``, 2 sampling steps); returns ``root``."""

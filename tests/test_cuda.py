@@ -10,7 +10,7 @@ and float16 weights agree with float32 to within half-precision error.
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model_and_set
+from conftest import seeded_image, tiny_model_and_set
 
 import miest
 import t2i
@@ -78,17 +78,11 @@ def test_mi_during_generation_on_the_gpu_matches_the_cpu(saved, family):
     np.testing.assert_allclose(gpu.mi, cpu.mi, atol=5e-3 * np.abs(cpu.mi).max())
 
 
-def _images(pipe):
-    generator = torch.Generator().manual_seed(0)
-    options = {"num_inference_steps": 2, "output_type": "np", **SIZE}
-    return pipe(["a red circle"], generator=generator, **options).images
-
-
 @pytest.mark.parametrize("precision", ["no", "bf16"])
 def test_finetuning_on_the_gpu_trains_and_reloads(tmp_path, precision, fresh_accelerate_state):
     root = tiny_model_and_set(tmp_path, "sd", **SIZE)
     pipe = t2i.load_pipeline(root / "model")
-    base = _images(pipe)
+    base = seeded_image(pipe)
     config = finetune.FinetuneConfig(
         steps=2,
         batch_size=2,
@@ -100,5 +94,5 @@ def test_finetuning_on_the_gpu_trains_and_reloads(tmp_path, precision, fresh_acc
     reloaded = t2i.load_pipeline(root / "model")
     finetune.load_adapter(reloaded, out)
     assert reloaded.unet.device.type == "cuda"
-    np.testing.assert_allclose(_images(reloaded), _images(pipe), atol=1e-5)
-    assert np.abs(_images(reloaded) - base).max() > 1e-4
+    np.testing.assert_allclose(seeded_image(reloaded), seeded_image(pipe), atol=1e-5)
+    assert np.abs(seeded_image(reloaded) - base).max() > 1e-4

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import tiny_model_and_set
+from conftest import seeded_image, tiny_model_and_set
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -23,25 +23,19 @@ def models(tmp_path_factory):
     return {f: tiny_model_and_set(tmp_path_factory.mktemp(f), f, **SIZE) for f in tiny.FAMILIES}
 
 
-def _images(pipe):
-    generator = torch.Generator().manual_seed(0)
-    options = {"num_inference_steps": 2, "output_type": "np", **SIZE}
-    return pipe(["a red circle"], generator=generator, **options).images
-
-
 @pytest.mark.parametrize("kind", ["dora", "lora"])
 @pytest.mark.parametrize("family", tiny.FAMILIES)
 def test_adapter_changes_the_model_and_reloads_exactly(models, family, kind, tmp_path):
     root = models[family]
     pipe = adapters.load_pipeline(root / "model")
-    before = _images(pipe)
+    before = seeded_image(pipe)
     config = finetune.FinetuneConfig(adapter=kind, steps=2, **FAST)
     finetune.finetune(pipe, root / "set", tmp_path, config, progress=False)
-    tuned = _images(pipe)
+    tuned = seeded_image(pipe)
     assert np.abs(tuned - before).max() > 1e-4
     fresh = adapters.load_pipeline(root / "model")
     finetune.load_adapter(fresh, tmp_path)
-    np.testing.assert_array_equal(_images(fresh), tuned)
+    np.testing.assert_array_equal(seeded_image(fresh), tuned)
     card = (tmp_path / "README.md").read_text()
     assert f"{kind.upper()} adapter" in card and "MI of the selected images" in card
     assert any(
@@ -54,7 +48,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
     adapter = adapters.Adapter(adapters.load_pipeline(models[family] / "model"))
     config = finetune.FinetuneConfig(steps=1, **FAST).resolved(family)
     images, prompts, _ = finetune.read_dataset(models[family] / "set")
-    latents = torch.cat([adapter.encode_images([p]) for p in images]).float()
+    latents = adapter.encode_images(images).float()
     conditions = adapter.encode_prompts(prompts)
     finetune.add_adapter(adapter, config)
     params = [p for p in adapter.denoiser.parameters() if p.requires_grad]
@@ -76,10 +70,10 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
 
 def test_bf16_mixed_precision_trains_on_the_cpu(models, tmp_path, fresh_accelerate_state):
     pipe = adapters.load_pipeline(models["sd"] / "model")
-    before = _images(pipe)
+    before = seeded_image(pipe)
     config = finetune.FinetuneConfig(steps=2, mixed_precision="bf16", **FAST)
     finetune.finetune(pipe, models["sd"] / "set", tmp_path, config, progress=False)
-    assert np.abs(_images(pipe) - before).max() > 1e-4
+    assert np.abs(seeded_image(pipe) - before).max() > 1e-4
     with pytest.raises(ValueError, match="mixed_precision must be"):
         finetune.FinetuneConfig(mixed_precision="fp8").resolved("sd")
 
@@ -95,9 +89,9 @@ def test_text_encoder_adapters_train_and_reload(models, family, kind, tmp_path):
     assert any(key.startswith("text_encoder_2.") for key in saved) == (family != "sd")
     fresh = adapters.load_pipeline(models[family] / "model")
     finetune.load_adapter(fresh, tmp_path)
-    np.testing.assert_array_equal(_images(fresh), _images(pipe))
-    base = _images(adapters.load_pipeline(models[family] / "model"))
-    assert np.abs(_images(fresh) - base).max() > 1e-4
+    np.testing.assert_array_equal(seeded_image(fresh), seeded_image(pipe))
+    base = seeded_image(adapters.load_pipeline(models[family] / "model"))
+    assert np.abs(seeded_image(fresh) - base).max() > 1e-4
 
 
 def test_adapters_train_in_float32_on_a_half_precision_model(models, tmp_path):
@@ -239,9 +233,9 @@ def test_tune_two_rounds_and_guidance_sweep_from_the_cli(models, tmp_path, capsy
     )
     assert first != second
     pipe = adapters.load_pipeline(model)
-    base = _images(pipe)
+    base = seeded_image(pipe)
     load_rounds(pipe, out, 2)
-    assert np.abs(_images(pipe) - base).max() > 1e-4
+    assert np.abs(seeded_image(pipe) - base).max() > 1e-4
     assert main([*args, *options]) == 0  # finished rounds are skipped
 
     grids = tmp_path / "grids"
@@ -291,7 +285,7 @@ def test_merging_adapters_is_a_weighted_parameter_mean(models, tmp_path, capsys)
     fresh, again = (adapters.load_pipeline(root / "model") for _ in range(2))
     finetune.load_adapter(fresh, tmp_path / "first")
     finetune.load_adapter(again, trained[0])
-    np.testing.assert_array_equal(_images(fresh), _images(again))
+    np.testing.assert_array_equal(seeded_image(fresh), seeded_image(again))
     assert main([*args, "--out", str(tmp_path / "x"), "--weights", "0.7", "0.7"]) == 2
     assert "summing to 1" in capsys.readouterr().err
     other = finetune.finetune(
