@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
+import miest
 from benchmarks import consistency, pointwise
 from benchmarks.estimators import BUILDERS
 
@@ -20,10 +22,22 @@ OTHER_PEERS = [
     "dmi-mmg-orthogonal",
 ]
 DIFFUSION = ("minde-c", "minde-j", "rfmi")
-# A job's cache key covers its explicit options, not an estimator's defaults, so the
-# diffusion/flow estimators' point-wise form (their default since it was measured better)
-# is named in every suite: rows computed with another form are not reused.
+# The suites name the point-wise form they judge (the default, chosen on
+# results/forms/v1_n10000_seed0.csv), so every row's options say which form it used.
 FORM = {name: {"form": "cross"} for name in DIFFUSION}
+UNKEYED = ("seed", "progress")  # in the key already, or without effect on results
+
+
+@lru_cache
+def resolved_options(estimator: str, options: tuple[tuple[str, object], ...]) -> dict:
+    """The hyper-parameters a job runs with: for miest's estimators every constructor
+    argument, defaults included, so a changed default changes the key of every job it
+    affects and no stale cached row is reused; for peers the explicit options (their
+    defaults are their libraries' and their adapters' in ``benchmarks.peers``)."""
+    if estimator not in miest.available():
+        return dict(options)
+    parameters = miest.estimator(estimator, **dict(options)).parameters()
+    return {k: v for k, v in parameters.items() if k not in UNKEYED}
 
 
 @dataclass(frozen=True)
@@ -41,8 +55,10 @@ class Job:
 
     @property
     def key(self) -> str:
-        """A stable file-name-safe identity, used as the cache key."""
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        """A stable file-name-safe identity, used as the cache key; it covers the
+        estimator's resolved hyper-parameters (``resolved_options``)."""
+        identity = asdict(self) | {"options": resolved_options(self.estimator, self.options)}
+        text = json.dumps(identity, sort_keys=True, default=str)
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         return f"{self.task}__{self.estimator}__s{self.seed}__n{self.n}__{digest}"
 

@@ -1,12 +1,14 @@
 """The benchmark runner: jobs, caching and resume, atomic CSV, failures, report, CLI."""
 
+import argparse
+import functools
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import runner
+from benchmarks import forms, runner, suites
 from benchmarks.cli import main
 from benchmarks.estimators import build
 from benchmarks.report import targets, tolerance, write_report
@@ -34,6 +36,22 @@ def test_job_keys_are_stable_and_distinct():
     assert len(jobs) == 4 and len({j.key for j in jobs}) == 4
     assert Job("t", "mine", 0, 10).key == Job("t", "mine", 0, 10).key
     assert Job("t", "mine", 0, 10).key != Job("t", "mine", 0, 10, (("steps", 5),)).key
+
+
+def test_job_keys_cover_miest_defaults_not_just_explicit_options(monkeypatch):
+    from miest.estimators.variational import MINE
+
+    default = Job("t", "mine", 0, 10).key
+    assert Job("t", "mine", 0, 10, (("steps", MINE.steps),)).key == default
+    assert Job("t", "mine", 0, 10, (("progress", True),)).key == default  # no effect on rows
+    suites.resolved_options.cache_clear()
+    monkeypatch.setattr(MINE, "__init__", functools.partialmethod(MINE.__init__, steps=5))
+    try:
+        assert Job("t", "mine", 0, 10).key != default  # a changed default: a new job
+    finally:
+        suites.resolved_options.cache_clear()
+    with pytest.raises(TypeError, match="no_such_option"):
+        _ = Job("t", "mine", 0, 10, (("no_such_option", 1),)).key
 
 
 def test_suites_know_their_jobs_and_reject_unknown_names():
@@ -224,7 +242,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "run the suite first" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["quick", "pointwise", "v1"])
+@pytest.mark.parametrize("name", ["quick", "pointwise", "consistency", "v1"])
 def test_committed_caches_belong_to_current_jobs(name):
     """A change to job identity (the key) would orphan the committed cache: reruns would
     recompute everything. Every cached file must be a job of the suite as defined now."""
@@ -258,3 +276,36 @@ def test_readme_headline_table_is_the_quick_report_table():
 def test_readme_v1_targets_are_the_v1_report_targets():
     judged, verdicts = _report_section("v1", "Targets").split("\n\n")[:2]
     assert _readme_block("v1 targets") == f"{judged}\n\n{verdicts}"
+
+
+def test_forms_variants_parse_and_reject_unnamed_option_sets():
+    assert forms.parse_variant("default") == ("default", {})
+    assert forms.parse_variant("long:steps=12000,lr=1e-3,train_time_sampler=null,form=cross") == (
+        "long",
+        {"steps": 12000, "lr": 1e-3, "train_time_sampler": None, "form": "cross"},
+    )
+    for bad in (":steps=1", "default:steps=1", "long:steps"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            forms.parse_variant(bad)
+
+
+def test_forms_records_every_form_per_fit_and_resumes_from_its_csv(tmp_path, capsys):
+    csv = tmp_path / "forms.csv"
+    args = ["--n", "300", "--tasks", "1v1-normal-0.75", "--estimators", "rfmi", "--seeds", "0", "1"]
+    args += [
+        "--variant",
+        "tiny:" + ",".join(f"{k}={v}" for k, v in TINY.items()),
+        "--csv",
+        str(csv),
+    ]
+    assert forms.main(args) == 0
+    first = pd.read_csv(csv)
+    assert len(first) == 2 and set(first.seed) == {0, 1} and set(first.variant) == {"tiny"}
+    # the cross form is the mean of the other two, from the same fit
+    assert np.allclose(first["cross"], (first["orthogonal"] + first["mmse-gap"]) / 2)
+    assert "tasks within 10%" in capsys.readouterr().out
+    assert forms.main(args) == 0  # resumes: nothing left to fit
+    assert "1v1-normal-0.75" not in capsys.readouterr().out.split("tasks within")[0]
+    pd.testing.assert_frame_equal(pd.read_csv(csv), first)
+    with pytest.raises(TypeError, match="rfmi"):
+        forms.main([*args[:-2], "--variant", "bad:no_such_option=1"])
