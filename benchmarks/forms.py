@@ -127,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         for options in variants.values():
             estimator(est_name, **options)
     rows = pd.read_csv(args.csv).to_dict("records") if args.csv and args.csv.exists() else []
+    if rows and not set(IDENTITY) <= set(rows[0]):
+        raise SystemExit(
+            f"{args.csv} lacks the columns {IDENTITY} needed to resume; use a new file"
+        )
     done = {tuple(row[k] for k in IDENTITY) for row in rows}
     print(
         f"{'task':42s} {'estimator':9s} {'variant':10s} seed {'reference':>17s} "

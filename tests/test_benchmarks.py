@@ -309,3 +309,6 @@ def test_forms_records_every_form_per_fit_and_resumes_from_its_csv(tmp_path, cap
     pd.testing.assert_frame_equal(pd.read_csv(csv), first)
     with pytest.raises(TypeError, match="rfmi"):
         forms.main([*args[:-2], "--variant", "bad:no_such_option=1"])
+    first.drop(columns="variant").to_csv(csv, index=False)
+    with pytest.raises(SystemExit, match="lacks the columns"):
+        forms.main(args)
