@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks import consistency
+from benchmarks import consistency, images
 from benchmarks.report import tolerance
+from benchmarks.runner import get_task
 from benchmarks.suites import QUICK
 from miest import estimator
 from miest.files import write_atomically
@@ -40,21 +41,23 @@ IDENTITY = ["task", "estimator", "variant", "seed"]
 def tasks(
     names: list[str], n: int, seed: int
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, float, str]]:
-    """(name, x, y, reference value, what the reference is) for bmi task ids and the
-    consistency suite's tasks in ``names`` (``"v1"``: all 40 bmi v1 tasks)."""
+    """(name, x, y, reference value, what the reference is) for the tasks in ``names``:
+    bmi task ids, the images suite's and the consistency suite's tasks (``"v1"``: all 40
+    bmi v1 tasks; ``"images"``, ``"consistency"``: all of that suite's)."""
     from bmi.benchmark import BENCHMARK_TASKS
 
-    names = [t for name in names for t in (BENCHMARK_TASKS if name == "v1" else [name])]
+    groups = {"v1": BENCHMARK_TASKS, "images": images.TASKS, "consistency": consistency.TASKS}
+    names = [t for name in names for t in groups.get(name, [name])]
     for name in names:
         if name in consistency.TASKS:
             x, y = consistency.sample(name, n, seed)
             yield name, x, y, consistency.upper_bound(name), "upper bound"
-        elif name in BENCHMARK_TASKS:
-            task = BENCHMARK_TASKS[name]
+        elif name in BENCHMARK_TASKS or name in images.TASKS:
+            task = get_task(name)
             x, y = task.sample(n, seed=seed)
             yield name, np.asarray(x), np.asarray(y), float(task.mutual_information), "truth"
         else:
-            raise SystemExit(f"unknown task {name!r}: not a bmi v1 task or a consistency task")
+            raise SystemExit(f"unknown task {name!r}: not a bmi, images or consistency task")
 
 
 def parse_variant(text: str) -> tuple[str, dict]:

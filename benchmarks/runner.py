@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from benchmarks import images
 from benchmarks.consistency import run_consistency_job
 from benchmarks.estimators import build, library
 from benchmarks.pointwise import run_pointwise_job
@@ -79,13 +80,20 @@ def run_job(job: Job, threads: int | None = None) -> list[dict]:
     return [common | row | {"peak_rss_mb": peak, "error": ""} for row in rows]
 
 
-def _mi_row(job: Job, estimator) -> dict:
+def get_task(name: str):
+    """A task with known MI by name: one of ``benchmarks.images.TASKS`` or a bmi task id."""
+    if name in images.TASKS:
+        return images.TASKS[name]
     from bmi.benchmark import BENCHMARK_TASKS
 
     try:
-        task = BENCHMARK_TASKS[job.task]
+        return BENCHMARK_TASKS[name]
     except KeyError:
-        raise ValueError(f"unknown bmi task {job.task!r}") from None
+        raise ValueError(f"unknown task {name!r}: not a bmi task or an images task") from None
+
+
+def _mi_row(job: Job, estimator) -> dict:
+    task = get_task(job.task)
     x, y = task.sample(job.n, seed=job.seed)
     start = time.perf_counter()
     estimate = float(estimator.estimate(x, y))
@@ -97,7 +105,7 @@ def _mi_row(job: Job, estimator) -> dict:
         "true_mi": truth,
         "estimate": estimate,
         "abs_error": abs(estimate - truth),
-        "rel_error": abs(estimate - truth) / truth,
+        "rel_error": abs(estimate - truth) / truth if truth else float("nan"),
         "seconds": seconds,
     }
 

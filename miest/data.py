@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 from scipy.special import ndtri
 
 
@@ -113,6 +114,58 @@ class RankGauss:
             raise ValueError(f"expected {self.knots.shape[1]} columns, got {a.shape[1]}")
         columns = [np.interp(a[:, j], self.knots[:, j], self.scores) for j in range(a.shape[1])]
         return np.stack(columns, axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class IndependentColumns:
+    """Keep a largest set of linearly independent columns (fitted on training rows).
+
+    Columns that are exact linear combinations of others (duplicated features, images
+    upsampled by a linear map) add directions in which the data have no spread; a
+    denoiser must then learn a degenerate score, and its errors there become MI. The
+    kept columns determine the dropped ones through a linear map, so the MI is
+    unchanged. Only looked for with at least ``2 d`` rows (fewer rows than columns
+    always look dependent); a column counts as dependent when pivoted QR of the
+    standardised columns leaves it a residual below ``RTOL`` of the largest (float32
+    rounding leaves about 1e-7; real data 1e-2 and more).
+    """
+
+    RTOL = 1e-4
+    dim: int  # columns of the input
+    columns: np.ndarray  # (k,) indices of the kept columns, increasing
+
+    @classmethod
+    def fit(cls, a: np.ndarray) -> IndependentColumns:
+        n, d = a.shape
+        if d == 1 or n < 2 * d:
+            return cls(d, np.arange(d))
+        z = (a - a.mean(axis=0)) / a.std(axis=0)
+        r, pivots = scipy.linalg.qr(z.astype(np.float64), mode="r", pivoting=True)
+        residuals = np.abs(np.diag(r))
+        rank = int(np.sum(residuals > cls.RTOL * residuals[0]))
+        return cls(d, np.sort(pivots[:rank]))
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        if a.shape[1] != self.dim:
+            raise ValueError(f"expected {self.dim} columns, got {a.shape[1]}")
+        return a if len(self.columns) == self.dim else a[:, self.columns]
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Drop linearly dependent columns (``IndependentColumns``), then map each kept
+    column (``RankGauss`` or ``Standardizer``); every step leaves the MI unchanged."""
+
+    independent: IndependentColumns
+    per_column: RankGauss | Standardizer
+
+    @classmethod
+    def fit(cls, a: np.ndarray, kind: str) -> Preprocessor:
+        independent = IndependentColumns.fit(a)
+        return cls(independent, PREPROCESSORS[kind](independent(a)))
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return self.per_column(self.independent(a))
 
 
 PREPROCESSORS = {"rank-gauss": RankGauss.fit, "standardize": Standardizer.fit}

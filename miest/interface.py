@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from miest.data import PREPROCESSORS, check_not_constant, check_pair, split
+from miest.data import PREPROCESSORS, Preprocessor, check_not_constant, check_pair, split
 from miest.training import LossFn, TrainingLog, train
 
 
@@ -108,8 +108,8 @@ class MIEstimator(ABC):
         check_not_constant(x, "x")
         check_not_constant(y, "y")
         train_rows, test_rows = split(len(x), self.test_size, self.seed)
-        self.x_map_ = PREPROCESSORS[self.preprocess](x[train_rows])
-        self.y_map_ = PREPROCESSORS[self.preprocess](y[train_rows])
+        self.x_map_ = Preprocessor.fit(x[train_rows], self.preprocess)
+        self.y_map_ = Preprocessor.fit(y[train_rows], self.preprocess)
         x_train, y_train = self._tensors(x[train_rows], y[train_rows])
         self.held_out_ = self._tensors(x[test_rows], y[test_rows])
         with seeded(self.seed):

@@ -11,7 +11,7 @@ import pytest
 from benchmarks import forms, runner, suites
 from benchmarks.cli import main
 from benchmarks.estimators import build
-from benchmarks.report import targets, tolerance, write_report
+from benchmarks.report import TARGETS, targets, tolerance, write_report
 from benchmarks.suites import Job, Suite, get_suite
 
 pytest.importorskip("bmi")
@@ -111,7 +111,7 @@ def test_jobs_run_unchanged_on_a_local_dask_cluster(tmp_path):
 def test_failed_jobs_are_reported_not_cached(tmp_path):
     suite = Suite(name="bad", description="", tasks=("no-such-task",), estimators=("bmi-ksg",))
     frame = runner.run_suite(suite, tmp_path, progress=False)
-    assert "unknown bmi task 'no-such-task'" in frame.error.iloc[0]
+    assert "unknown task 'no-such-task': not a bmi task or an images task" in frame.error.iloc[0]
     assert not list((tmp_path / "bad" / "cache").iterdir())
 
 
@@ -233,6 +233,11 @@ def test_targets_name_the_best_miest_estimator_and_judge_both_targets():
     partial = _summary({"rfmi": 20, "mine": 18, "bmi-infonce": 19, "bmi-ksg": 20}, 22, seconds)
     assert "Open: 2 failures so far (at most 4 allowed)." in "\n".join(targets(partial))
     assert targets(_summary({"rfmi": 1}, 1, seconds).assign(n=5000)) == []
+    # the images suite: 7 tasks, judged on the diffusion/flow estimators only
+    images = _summary({"mine": 7, "rfmi": 6, "bmi-infonce": 5, "bmi-ksg": 2}, 7, seconds)
+    text = "\n".join(targets(images, **TARGETS["images"]))
+    assert "best miest estimator: `rfmi`" in text and "succeeds on 6 of 7 tasks" in text
+    assert "at least 6 of 7" in text and "`bmi-infonce`: 5). Met." in text
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

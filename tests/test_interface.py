@@ -141,3 +141,20 @@ def test_runs_unchanged_inside_bmis_own_workflow(tmp_path, sample):
     assert result.success, result.additional_information.get("error")
     assert np.isfinite(result.mi_estimate)
     assert "training" in result.additional_information
+
+
+def test_linearly_dependent_columns_are_dropped_before_training(sample):
+    from miest.data import IndependentColumns
+
+    x, y = sample
+    noise = np.random.default_rng(1).standard_normal((len(x), 1))
+    redundant = np.hstack([x, x, x @ np.array([[1.0], [-2.0]]), noise])
+    kept = IndependentColumns.fit(redundant.astype(np.float32)).columns
+    assert len(kept) == 3 and 5 in kept  # rank 3: two columns spanning x, and the noise
+    assert len(IndependentColumns.fit(np.hstack([x, noise])).columns) == 3  # full rank: all kept
+    assert len(IndependentColumns.fit(redundant[:8]).columns) == 6  # too few rows to tell
+    # duplicated columns reach the network as the original ones: the same estimate
+    est = quick("rfmi", seed=3)
+    assert est.estimate(np.hstack([x, x]), y) == quick("rfmi", seed=3).estimate(x, y)
+    with pytest.raises(ValueError, match="expected 4 columns"):
+        est.mutual_information(x, y)
