@@ -51,6 +51,19 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+def fit_warnings(estimate: float, n: int) -> list[str]:
+    """Warnings every estimator shares. An estimate above ``log n`` nats (``n`` held-out
+    pairs) is beyond what any distribution-free estimate from ``n`` samples can certify
+    (McAllester and Stratos, AISTATS 2020). Estimators add their own checks (the
+    diffusion/flow ones: ``miest.estimators.denoising.form_warnings``)."""
+    if estimate > np.log(n):
+        return [
+            f"the estimate {estimate:.2f} nats exceeds log(n) = {np.log(n):.2f} for the {n} "
+            "held-out pairs: no estimate from this many samples can certify that much"
+        ]
+    return []
+
+
 @dataclass(kw_only=True, eq=False)
 class MIEstimator(ABC):
     """Base of every ``miest`` estimator.
@@ -134,14 +147,17 @@ class MIEstimator(ABC):
         return self.fit(x, y).mutual_information()
 
     def estimate_with_info(self, x, y) -> EstimateResult:
-        """``estimate`` plus training curves, timings and the held-out standard error."""
+        """``estimate`` plus training curves, timings, the held-out standard error and
+        ``warnings``: a list of reasons not to trust the number (empty when none;
+        ``fit_warnings`` says which checks there are)."""
         start = time.perf_counter()
         self.fit(x, y)
         fitted = time.perf_counter()
-        values = self.pointwise()
+        values, warnings = self._held_out_values()
         end = time.perf_counter()
+        estimate = float(np.mean(values))
         return EstimateResult(
-            mi_estimate=float(np.mean(values)),
+            mi_estimate=estimate,
             time_in_seconds=end - start,
             additional_information={
                 "estimator": self.name,
@@ -151,8 +167,13 @@ class MIEstimator(ABC):
                 "fit_seconds": fitted - start,
                 "estimate_seconds": end - fitted,
                 "training": self.log_.as_dict(),
+                "warnings": warnings + fit_warnings(estimate, len(values)),
             },
         )
+
+    def _held_out_values(self) -> tuple[np.ndarray, list[str]]:
+        """Per-sample values on the held-out pairs, and method-specific warnings."""
+        return self.pointwise(), []
 
     def parameters(self) -> Parameters:
         """The hyper-parameters (constructor arguments)."""

@@ -59,9 +59,21 @@ class ConditionalDenoiser(nn.Module):
     """
 
     def __init__(
-        self, dim_x: int, dim_y: int, hidden: int = 128, depth: int = 2, time_dim: int = 32
+        self,
+        dim_x: int,
+        dim_y: int,
+        hidden: int = 128,
+        depth: int = 2,
+        time_dim: int = 32,
+        condition_width: int | None = None,
     ):
         super().__init__()
+        self.embed = None
+        if condition_width is not None and condition_width < dim_y:
+            self.embed = nn.Sequential(
+                nn.Linear(dim_y, hidden), nn.SiLU(), nn.Linear(hidden, condition_width)
+            )
+            dim_y = condition_width
         self.dim_y = dim_y
         self.time = FourierTime(time_dim)
         self.mlp = ResidualMLP(dim_x + dim_y + 1 + self.time.dim, dim_x, hidden, depth)
@@ -70,6 +82,8 @@ class ConditionalDenoiser(nn.Module):
         self, x_t: Tensor, t: Tensor, y: Tensor | None, keep: Tensor | None = None
     ) -> Tensor:
         n = x_t.shape[0]
+        if y is not None and self.embed is not None:
+            y = self.embed(y)
         if y is None:
             y, keep = x_t.new_zeros(n, self.dim_y), x_t.new_zeros(n)
         elif keep is None:

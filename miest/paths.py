@@ -6,7 +6,13 @@ that predicts one of three targets (MATH.md section 1):
 - ``"eps"``: the noise ``eps``;
 - ``"v"``: ``v = alpha * eps - sigma * x`` (v-prediction);
 - ``"velocity"``: the path's time derivative ``u = alpha' * x + sigma' * eps``
-  (rectified flow: ``u = x1 - x0``).
+  (rectified flow: ``u = x1 - x0``);
+- ``"preconditioned"``: ``F = v / sigma``, so that
+  ``eps = sigma (x_t + alpha F) / (alpha^2 + sigma^2)``: the output enters the noise
+  prediction scaled by ``alpha sigma / (alpha^2 + sigma^2)``, which vanishes at both ends
+  of the log-SNR range. A network's error there (where the true conditional-unconditional
+  gap vanishes too) then adds nothing to the MI; with eps, v or velocity outputs it is
+  integrated as spurious MI on image-like data (results/forms/).
 
 ``to_eps`` and ``from_eps`` convert between them; they are the only place the
 conversions are written. Times ``t`` are tensors of shape ``(n,)``; data tensors
@@ -23,8 +29,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-Parametrisation = Literal["eps", "v", "velocity"]
-PARAMETRISATIONS: tuple[str, ...] = ("eps", "v", "velocity")
+Parametrisation = Literal["eps", "v", "velocity", "preconditioned"]
+PARAMETRISATIONS: tuple[str, ...] = ("eps", "v", "velocity", "preconditioned")
 
 
 def expand_like(t: Tensor, x: Tensor) -> Tensor:
@@ -252,6 +258,8 @@ def to_eps(
     a, s, da, ds = _coefficients(path, t, x_t)
     if parametrisation == "v":
         return (a * output + s * x_t) / (a**2 + s**2)
+    if parametrisation == "preconditioned":
+        return s * (x_t + a * output) / (a**2 + s**2)
     # velocity: u = da * x + ds * eps with x = (x_t - s * eps) / a
     return (a * output - da * x_t) / (a * ds - da * s)
 
@@ -262,6 +270,8 @@ def _target(x: Tensor, eps: Tensor, coefficients: tuple[Tensor, ...], parametris
         return eps
     if parametrisation == "v":
         return a * eps - s * x
+    if parametrisation == "preconditioned":
+        return (a * eps - s * x) / s
     return da * x + ds * eps
 
 
@@ -283,6 +293,15 @@ def training_target(
     """The regression target of the model's own loss (eps-, v- or velocity-MSE)."""
     check_parametrisation(parametrisation)
     return _target(x, eps, _coefficients(path, t, x), parametrisation)
+
+
+def loss_weight(t: Tensor, path: GaussianPath, parametrisation: str) -> Tensor:
+    """Per-row weight (n,) of the squared error on ``training_target``: 1, except for
+    ``"preconditioned"``, whose error is weighted back to the eps-MSE."""
+    if parametrisation != "preconditioned":
+        return torch.ones_like(t)
+    a, s = (f(t) for f in (path.alpha, path.sigma))
+    return (a * s / (a**2 + s**2)) ** 2
 
 
 def log_snr_range(path: GaussianPath, t_eps: float) -> tuple[float, float]:

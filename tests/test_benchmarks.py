@@ -247,7 +247,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "run the suite first" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["quick", "pointwise", "consistency", "v1"])
+@pytest.mark.parametrize("name", ["quick", "pointwise", "consistency", "v1", "images"])
 def test_committed_caches_belong_to_current_jobs(name):
     """A change to job identity (the key) would orphan the committed cache: reruns would
     recompute everything. Every cached file must be a job of the suite as defined now."""

@@ -14,13 +14,22 @@ from scipy.integrate import quad
 
 from miest.gaussian import GaussianPair
 from miest.integrate import FORMS, conditional_predict, pointwise_mi
-from miest.paths import LinearFlowPath, VPPath, from_eps, to_eps, training_target
+from miest.paths import (
+    PARAMETRISATIONS,
+    LinearFlowPath,
+    VPPath,
+    from_eps,
+    loss_weight,
+    to_eps,
+    training_target,
+)
 from miest.timesamplers import LambertW, make_time_sampler
 
 SAMPLERS = ["uniform", "logsnr-uniform", "logistic", "logistic-adaptive"]
 CASES = [  # (path, parametrisation, sampler)
     *[(VPPath(), p, s) for p in ("eps", "v", "velocity") for s in SAMPLERS],
     *[(LinearFlowPath(), p, s) for p in ("velocity", "eps") for s in [*SAMPLERS, "lambert-w"]],
+    *[(path, "preconditioned", "uniform") for path in (VPPath(), LinearFlowPath())],
 ]
 
 
@@ -131,7 +140,7 @@ def test_gaussian_pmi_averages_to_mi_and_mi_is_invariant_to_mixing():
 
 
 @pytest.mark.parametrize("path", [VPPath(), LinearFlowPath()], ids=str)
-@pytest.mark.parametrize("parametrisation", ["eps", "v", "velocity"])
+@pytest.mark.parametrize("parametrisation", PARAMETRISATIONS)
 def test_parametrisation_conversions_round_trip(path, parametrisation):
     g = torch.Generator().manual_seed(0)
     x, eps = (
@@ -143,6 +152,21 @@ def test_parametrisation_conversions_round_trip(path, parametrisation):
     target = training_target(x, eps, t, path, parametrisation)
     assert torch.allclose(to_eps(target, x_t, t, path, parametrisation), eps, atol=1e-8)
     assert torch.allclose(from_eps(eps, x_t, t, path, parametrisation), target, atol=1e-8)
+
+
+@pytest.mark.parametrize("path", [VPPath(), LinearFlowPath()], ids=str)
+def test_preconditioned_loss_is_the_noise_loss_and_its_output_fades_at_both_ends(path):
+    g = torch.Generator().manual_seed(1)
+    x, eps, output = (torch.randn(64, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    t = 0.02 + 0.96 * torch.rand(64, generator=g, dtype=torch.float64)
+    x_t = path.noisy(x, eps, t)
+    target = training_target(x, eps, t, path, "preconditioned")
+    weighted = (output - target).pow(2).sum(1) * loss_weight(t, path, "preconditioned")
+    noise = (to_eps(output, x_t, t, path, "preconditioned") - eps).pow(2).sum(1)
+    assert torch.allclose(weighted, noise, atol=1e-8)
+    assert (loss_weight(t, path, "v") == 1).all()
+    ends = torch.tensor([1e-4, 1 - 1e-4], dtype=torch.float64)  # an output's weight on eps
+    assert (loss_weight(ends, path, "preconditioned").sqrt() < 0.02).all()
 
 
 def test_flow_velocity_is_data_minus_noise():

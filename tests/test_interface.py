@@ -36,6 +36,8 @@ def test_unknown_estimator_and_hyperparameter_are_clear_errors():
         miest.estimator("minde-c", time_sampler="beta")
     with pytest.raises(ValueError, match="steps must be a positive"):
         miest.estimator("mine", steps=0)
+    with pytest.raises(ValueError, match="condition_width must be None or a positive"):
+        miest.estimator("rfmi", condition_width=0)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -52,6 +54,7 @@ def test_interface_round_trip(name, sample):
     assert result.mi_estimate == pytest.approx(est.mutual_information())
     info = result.additional_information
     assert info["n_test"] == 90 and info["training"]["steps"] and result.time_in_seconds > 0
+    assert isinstance(info["warnings"], list)
     assert est.parameters()["seed"] == 1 and est.parameters().dict()["steps"] == 60
 
 
@@ -158,3 +161,33 @@ def test_linearly_dependent_columns_are_dropped_before_training(sample):
     assert est.estimate(np.hstack([x, x]), y) == quick("rfmi", seed=3).estimate(x, y)
     with pytest.raises(ValueError, match="expected 4 columns"):
         est.mutual_information(x, y)
+
+
+def _integral(orthogonal, mmse_gap):
+    from miest.integrate import PointwiseMI
+
+    noise = np.random.default_rng(0).normal(0, 0.5, 2000)
+    o, m = orthogonal + noise, mmse_gap + noise
+    se = np.full(2000, 0.1)
+    return PointwiseMI(o, m, (o + m) / 2, se, se, se, n_draws=16)
+
+
+def test_untrustworthy_fits_say_so():
+    from miest.estimators.denoising import form_warnings
+    from miest.interface import fit_warnings
+
+    assert form_warnings(_integral(1.1, 0.9)) == []  # forms agree within their spread
+    assert form_warnings(_integral(1.0, 0.6)) == []  # apart, but by less than 1.5 x the MI
+    warning = form_warnings(_integral(7.3, -1.7))  # the v-parametrised RFMI on image pairs
+    assert len(warning) == 1 and "forms disagree: orthogonal 7.29" in warning[0]
+    assert fit_warnings(5.0, 3000) == []
+    assert "exceeds log(n) = 8.01" in fit_warnings(170.0, 3000)[0]
+
+
+def test_preconditioned_bottlenecked_fit_runs_and_repeats(sample):
+    x, y = sample
+    options = {"parametrisation": "preconditioned", "condition_width": 1, "condition": "x"}
+    est = quick("rfmi", seed=2, **options).fit(x, y)
+    assert est.net_.embed is not None and est.net_.dim_y == 1  # x (2 columns) enters as 1
+    assert est.mutual_information() == quick("rfmi", seed=2, **options).estimate(x, y)
+    assert quick("minde-j", parametrisation="preconditioned").estimate(x, y) > -1

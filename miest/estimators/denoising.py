@@ -22,9 +22,38 @@ from torch import Tensor
 from miest.integrate import FORMS, PointwiseMI, Predict, conditional_predict, pointwise_mi
 from miest.interface import MIEstimator
 from miest.nets import ConditionalDenoiser
-from miest.paths import GaussianPath, check_parametrisation, make_path, training_target
+from miest.paths import (
+    GaussianPath,
+    check_parametrisation,
+    loss_weight,
+    make_path,
+    training_target,
+)
 from miest.timesamplers import make_time_sampler
 from miest.training import TrainingLog
+
+DISAGREEMENT = 1.5  # |orthogonal - MMSE-gap| / max(|cross|, 0.1 nats) that raises a warning
+
+
+def form_warnings(integral: PointwiseMI) -> list[str]:
+    """A fit whose orthogonal and MMSE-gap forms disagree, beyond 3 standard errors and by
+    more than ``DISAGREEMENT`` times the estimate, has learnt a conditional prediction that
+    differs from the unconditional one where ``y`` carries no information: its estimate
+    is not to be trusted. (On the 40 bmi v1 tasks, n = 10,000, seed 0, the ratio exceeds
+    1.5 on none of the 68 fits within tolerance and on 1 of the 12 outside it,
+    results/forms/v1_n10000_seed0.csv; on the image tasks it is 3 and more.)"""
+    difference = integral.values("orthogonal") - integral.values("mmse-gap")
+    gap = float(np.mean(difference))
+    se = float(np.std(difference, ddof=1) / np.sqrt(len(difference)))
+    scale = max(abs(integral.mi("cross")), 0.1)
+    if abs(gap) > 3 * se and abs(gap) > DISAGREEMENT * scale:
+        return [
+            f"the point-wise forms disagree: orthogonal {integral.mi('orthogonal'):.2f}, "
+            f"MMSE-gap {integral.mi('mmse-gap'):.2f}, cross {integral.mi('cross'):.2f} nats; the "
+            "learnt conditional prediction uses y where it carries no information (common on "
+            "high-dimensional, image-like data), so the estimate is not to be trusted"
+        ]
+    return []
 
 
 @dataclass(kw_only=True, eq=False)
@@ -91,6 +120,10 @@ class IntegralEstimator(MIEstimator):
     def _pointwise(self, x, y, form) -> np.ndarray:
         return self._integrate(x, y).values(form or self.form)
 
+    def _held_out_values(self) -> tuple[np.ndarray, list[str]]:
+        integral = self._integrate(*self.held_out_)
+        return integral.values(self.form), form_warnings(integral)
+
 
 @dataclass(kw_only=True, eq=False)
 class ConditionalDenoiserEstimator(IntegralEstimator):
@@ -101,12 +134,18 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
         parametrisation: network target, ``"eps"``, ``"v"`` or ``"velocity"``.
         condition: which variable is the condition (the other one is diffused).
         condition_dropout: probability of training a row unconditionally.
+        condition_width: ``None`` (the condition enters the network whole) or ``k``: it
+            first passes a small MLP to ``k`` features, a bottleneck that keeps the network
+            from memorising training pairs through a high-dimensional condition (on 64-pixel
+            image pairs with the preconditioned parametrisation, ``k = 8`` cut the
+            orthogonal form on independent pairs from 0.60 to 0.17 nats).
     """
 
     path: Literal["vp", "rf"] = "vp"
-    parametrisation: Literal["eps", "v", "velocity"] = "eps"
+    parametrisation: Literal["eps", "v", "velocity", "preconditioned"] = "eps"
     condition: Literal["x", "y"] = "y"
     condition_dropout: float = 0.5
+    condition_width: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -114,6 +153,14 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
         check_parametrisation(self.parametrisation)
         if self.condition not in ("x", "y"):
             raise ValueError(f"condition must be 'x' or 'y', got {self.condition!r}")
+        if self.condition_width is not None and (
+            isinstance(self.condition_width, bool)
+            or not isinstance(self.condition_width, int)
+            or self.condition_width < 1
+        ):
+            raise ValueError(
+                f"condition_width must be None or a positive integer, got {self.condition_width!r}"
+            )
         if not 0 < self.condition_dropout < 1:
             raise ValueError(f"condition_dropout must be in (0, 1), got {self.condition_dropout}")
 
@@ -125,7 +172,13 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
         data, cond = self._roles(x, y)
         self.path_ = make_path(self.path)
         train_sampler = self._train_sampler()
-        self.net_ = ConditionalDenoiser(data.shape[1], cond.shape[1], self.hidden, self.depth)
+        self.net_ = ConditionalDenoiser(
+            data.shape[1],
+            cond.shape[1],
+            self.hidden,
+            self.depth,
+            condition_width=self.condition_width,
+        )
         self.net_.to(self.device)
 
         def loss_fn(net, batch, generator):
@@ -138,7 +191,8 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             )
             prediction = net(self.path_.noisy(data, eps, t), t, cond, keep)
             target = training_target(data, eps, t, self.path_, self.parametrisation)
-            return (prediction - target).pow(2).sum(1).mean()
+            weight = loss_weight(t, self.path_, self.parametrisation)
+            return ((prediction - target).pow(2).sum(1) * weight).mean()
 
         return self._train(self.net_, loss_fn, (data, cond), self._roles(x_test, y_test))
 
@@ -161,7 +215,7 @@ class MINDEC(ConditionalDenoiserEstimator):
 
     name = "minde-c"
     description = "MINDE-C: conditional VP diffusion, MI = 1/2 ∫ E||eps_c - eps_u||² dλ"
-    parametrisation: Literal["eps", "v", "velocity"] = "v"
+    parametrisation: Literal["eps", "v", "velocity", "preconditioned"] = "v"
 
 
 @dataclass(kw_only=True, eq=False)
@@ -174,5 +228,5 @@ class RFMI(ConditionalDenoiserEstimator):
         "RFMI: rectified-flow velocity, MI = ∫ t/(1-t) E||u_c - u_u||² dt, Lambert-W times"
     )
     path: Literal["vp", "rf"] = "rf"
-    parametrisation: Literal["eps", "v", "velocity"] = "velocity"
+    parametrisation: Literal["eps", "v", "velocity", "preconditioned"] = "velocity"
     time_sampler: str = "lambert-w"
