@@ -199,6 +199,13 @@ def targets(
     ours, peers = per[per.library == "miest"], per[per.library != "miest"]
     if candidates is not None:
         ours = ours[ours.estimator.isin(candidates)]
+    if ours.empty:
+        return [
+            "## Targets",
+            "",
+            "Not judged yet: no candidate estimator has a task that every estimator has run.",
+            "",
+        ]
     best = ours.iloc[0]
     tasks = common.task.nunique()
     final = tasks == total and per.seeds.min() >= seeds

@@ -238,6 +238,10 @@ def test_targets_name_the_best_miest_estimator_and_judge_both_targets():
     text = "\n".join(targets(images, **TARGETS["images"]))
     assert "best miest estimator: `rfmi`" in text and "succeeds on 6 of 7 tasks" in text
     assert "at least 6 of 7" in text and "`bmi-infonce`: 5). Met." in text
+    unfinished = images[~((images.estimator == "bmi-ksg") & (images.task != "t0"))]
+    assert "Open: 0 failures so far" in "\n".join(targets(unfinished, **TARGETS["images"]))
+    without_candidates = targets(images[images.estimator != "rfmi"], **TARGETS["images"])
+    assert "Not judged yet" in "\n".join(without_candidates)
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
