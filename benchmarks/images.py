@@ -112,7 +112,7 @@ class ImageTask:
         side = UPSAMPLED_SIDE if self.upsampled else SIDE
         return side * side * (self.copies + self.nuisance)
 
-    dim_y = dim_x
+    dim_y = dim_x  # both sides have the same shape
 
     def sample(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         if n < 1:

@@ -127,7 +127,8 @@ class IndependentColumns:
     unchanged. Only looked for with at least ``2 d`` rows (fewer rows than columns
     always look dependent); a column counts as dependent when pivoted QR of the
     standardised columns leaves it a residual below ``RTOL`` of the largest (float32
-    rounding leaves about 1e-7; real data 1e-2 and more).
+    rounding of upsampled digit images leaves about 2e-7; the smallest real residual of
+    the 64 digit pixels is 0.3, and no bmi v1 task has a column below ``RTOL``).
     """
 
     RTOL = 1e-4
