@@ -1,4 +1,4 @@
-"""Jointly Gaussian ``(x, y)``: exact MI, PMI and optimal denoisers (MATH.md section 6).
+"""Jointly Gaussian ``(x, y)``: exact MI, PMI and optimal denoisers.
 
 Feeding these exact denoisers to ``miest.integrate`` must reproduce the exact MI
 (and, for the MMSE-gap form, the exact PMI of each sample) with no training, which

@@ -1,4 +1,15 @@
-"""The MI integral of MATH.md equation (1) and its point-wise forms.
+"""The MI integral and its point-wise forms.
+
+For any Gaussian noising path ``x_t = alpha x + sigma eps`` with log-SNR
+``lam = log(alpha^2 / sigma^2)``, and the optimal noise predictions with the
+information (``eps_c``) and without it (``eps_u``),
+
+    I(X; Y) = 1/2 * Integral over lam of E || eps_c(x_lam, y) - eps_u(x_lam) ||^2 d lam   (1)
+
+in nats (MINDE's Girsanov argument, or I-MMSE: ``mmse_u - mmse_c = E||eps_c - eps_u||^2``).
+The integral does not depend on how the path is parametrised, so one integrator
+serves every model: only the conversion to ``eps`` (``miest.paths``) and the time
+sampler (``miest.timesamplers``) change.
 
 For each sample ``x_i`` (with whatever it is paired with) and ``n_draws`` draws of
 ``(t, eps)`` from a time sampler, the integrator noises ``x_t = alpha x + sigma eps``,

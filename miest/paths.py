@@ -1,7 +1,7 @@
 """Gaussian noising paths ``x_t = alpha(t) * x + sigma(t) * eps`` and parametrisations.
 
 Every diffusion or flow model in the project is one of these paths plus a network
-that predicts one of three targets (MATH.md section 1):
+that predicts one of these targets (converted to ``eps`` for ``miest.integrate``):
 
 - ``"eps"``: the noise ``eps``;
 - ``"v"``: ``v = alpha * eps - sigma * x`` (v-prediction);
@@ -167,7 +167,8 @@ class DiscreteSchedulePath(GaussianPath):
     Timestep ``tau = t (T - 1)``; the log-SNR is linear in ``tau`` between the table's
     entries ``lam_k = log(abar_k / (1 - abar_k))``, ``alpha = sqrt(sigmoid(lam))`` and
     ``sigma = sqrt(sigmoid(-lam))``. Data at ``t = 0``. Integrating ``dlam`` over it
-    reproduces MI-TUNE's ``kappa_t`` weights (MATH.md section 1) up to discretisation.
+    reproduces MI-TUNE's ``kappa_t = beta_t T / (2 alpha_t (1 - abar_t))`` weights up to
+    discretisation.
     """
 
     name = "ddpm"

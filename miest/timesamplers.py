@@ -1,4 +1,4 @@
-"""Time samplers: Monte Carlo quadrature for the MI integral of MATH.md equation (1).
+"""Time samplers: Monte Carlo quadrature for the MI integral (``miest.integrate``, eq. (1)).
 
 A sampler draws times ``t`` (n,) together with weights ``w`` (n,) such that, for any
 integrand ``f``,

@@ -9,7 +9,7 @@ Three families, detected from the pipeline's components (never passed by hand):
 - ``"sd3"``  ``StableDiffusion3Pipeline``: MMDiT transformer, flow matching. diffusers
   writes ``x_sigma = (1 - sigma) x + sigma eps`` and predicts ``v = eps - x``; with
   ``t = 1 - sigma`` this is ``miest.paths.LinearFlowPath`` and the velocity ``u = -v``
-  (MATH.md section 1). The model's timestep is ``1000 sigma``. The schedule's shift
+  (conversions in ``miest.paths``). The model's timestep is ``1000 sigma``. The schedule's shift
   only changes how generation spaces its steps, not the MI integral.
 
 An ``Adapter`` encodes images to latents and prompts to conditions, and calls the

@@ -1,4 +1,4 @@
-"""Generation with point-wise MI at no extra cost (MI-TUNE Algorithm 2, MATH.md section 5).
+"""Generation with point-wise MI at no extra cost (MI-TUNE Algorithm 2).
 
 With classifier-free guidance the pipeline evaluates its denoiser on the batch
 ``[without prompt, with prompt]`` at every step. A forward hook reads both halves,

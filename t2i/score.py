@@ -1,4 +1,4 @@
-"""Point-wise MI between prompts and given images (MATH.md section 5, Monte Carlo).
+"""Point-wise MI between prompts and given images (Monte Carlo over ``(t, eps)``).
 
 Each image is encoded to latents with the pipeline's VAE; ``n_draws`` pairs
 ``(t, eps)`` per image from the time sampler noise it; the denoiser is evaluated with

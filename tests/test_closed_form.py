@@ -1,4 +1,4 @@
-"""MATH.md section 6: exact Gaussian denoisers through the integrator reproduce exact MI/PMI.
+"""The tests that decide: exact Gaussian denoisers through the integrator reproduce exact MI/PMI.
 
 No training here: these tests decide whether constants, weights, conversions and
 samplers are right.
@@ -189,7 +189,7 @@ def test_log_snr_inverse_and_derivative(path):
 
 def test_vp_importance_normaliser_matches_quadrature():
     """MINDE's q(t) ∝ beta(t)/sigma_t^2 on [1e-3, 1] (beta 0.1 -> 20): the normaliser is the
-    log-SNR range. (MATH.md quotes "about 20.26"; quadrature gives 19.165.)"""
+    log-SNR range. (Quadrature gives 19.165, not the 20.26 once quoted.)"""
     path = VPPath()
     beta = lambda t: 0.1 + 19.9 * t  # noqa: E731
     sigma2 = lambda t: 1 - np.exp(-(0.1 * t + 0.5 * 19.9 * t**2))  # noqa: E731

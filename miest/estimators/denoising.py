@@ -1,4 +1,4 @@
-"""Estimators that integrate a denoiser gap (MATH.md equation (1)): MINDE-C and RFMI.
+"""Estimators that integrate a denoiser gap (``miest.integrate`` eq. (1)): MINDE-C, RFMI.
 
 ``IntegralEstimator`` holds what every diffusion/flow estimator shares: the time
 sampler, the Monte Carlo draws and the point-wise form, all handed to
