@@ -76,6 +76,7 @@ def label_mi(table: np.ndarray) -> float:
     return float(np.sum(table[inside] * np.log(table[inside] / outer[inside])))
 
 
+@cache
 def upsampling_matrix(side: int = SIDE, new_side: int = UPSAMPLED_SIDE) -> np.ndarray:
     """Bilinear interpolation (align-corners) of ``side x side`` images to
     ``new_side x new_side``, as a matrix ``(new_side**2, side**2)`` of full column rank."""

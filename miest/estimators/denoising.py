@@ -24,6 +24,7 @@ from miest.interface import MIEstimator
 from miest.nets import ConditionalDenoiser
 from miest.paths import (
     GaussianPath,
+    Parametrisation,
     check_parametrisation,
     loss_weight,
     make_path,
@@ -142,7 +143,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
     """
 
     path: Literal["vp", "rf"] = "vp"
-    parametrisation: Literal["eps", "v", "velocity", "preconditioned"] = "eps"
+    parametrisation: Parametrisation = "eps"
     condition: Literal["x", "y"] = "y"
     condition_dropout: float = 0.5
     condition_width: int | None = None
@@ -215,7 +216,7 @@ class MINDEC(ConditionalDenoiserEstimator):
 
     name = "minde-c"
     description = "MINDE-C: conditional VP diffusion, MI = 1/2 ∫ E||eps_c - eps_u||² dλ"
-    parametrisation: Literal["eps", "v", "velocity", "preconditioned"] = "v"
+    parametrisation: Parametrisation = "v"
 
 
 @dataclass(kw_only=True, eq=False)
@@ -228,5 +229,5 @@ class RFMI(ConditionalDenoiserEstimator):
         "RFMI: rectified-flow velocity, MI = ∫ t/(1-t) E||u_c - u_u||² dt, Lambert-W times"
     )
     path: Literal["vp", "rf"] = "rf"
-    parametrisation: Literal["eps", "v", "velocity", "preconditioned"] = "velocity"
+    parametrisation: Parametrisation = "velocity"
     time_sampler: str = "lambert-w"

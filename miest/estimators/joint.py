@@ -17,7 +17,13 @@ from torch import Tensor
 
 from miest.estimators.denoising import IntegralEstimator
 from miest.nets import JointDenoiser
-from miest.paths import check_parametrisation, loss_weight, make_path, training_target
+from miest.paths import (
+    Parametrisation,
+    check_parametrisation,
+    loss_weight,
+    make_path,
+    training_target,
+)
 from miest.training import TrainingLog
 
 DIFFUSED, CLEAN, ABSENT = 0, 1, 2
@@ -52,7 +58,7 @@ class MINDEJ(IntegralEstimator):
     )
 
     reference: Literal["marginal", "conditional"] = "conditional"
-    parametrisation: Literal["eps", "v", "velocity", "preconditioned"] = "eps"
+    parametrisation: Parametrisation = "eps"
     train_time_sampler: str | None = "logistic"
 
     def __post_init__(self):
