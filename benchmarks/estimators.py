@@ -26,7 +26,8 @@ def _bmi(class_name: str, **defaults) -> Callable[..., object]:
 
 
 def _miest(name: str) -> Callable[..., object]:
-    return lambda seed, **options: miest.estimator(name, seed=seed, **options)
+    # threads=None: the runner sets each job's torch threads (``--threads``)
+    return lambda seed, **options: miest.estimator(name, seed=seed, **{"threads": None} | options)
 
 
 BUILDERS: dict[str, tuple[str, Callable[..., object]]] = {

@@ -25,7 +25,7 @@ DIFFUSION = ("minde-c", "minde-j", "rfmi")
 # The suites name the point-wise form they judge (the default, chosen on
 # results/forms/v1_n10000_seed0.csv), so every row's options say which form it used.
 FORM = {name: {"form": "cross"} for name in DIFFUSION}
-UNKEYED = ("seed", "progress")  # in the key already, or without effect on results
+UNKEYED = ("seed", "progress", "threads")  # in the key already, or without effect on results
 
 
 @lru_cache

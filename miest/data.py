@@ -62,6 +62,39 @@ def check_not_constant(a: np.ndarray, name: str) -> None:
         )
 
 
+SMALL_SAMPLE = 1000  # fewer pairs than this draw a warning
+DISCRETE_LEVELS = 20  # a column with at most this many distinct values looks discrete
+
+
+def data_warnings(x: np.ndarray, y: np.ndarray) -> list[str]:
+    """Reasons to distrust any neural estimate from these pairs (checked arrays ``(n, d)``):
+    too few pairs for the held-out split to be informative, and discrete-looking columns
+    (at most ``DISCRETE_LEVELS`` distinct values, or a tenth of ``n``), for which the
+    continuous MI these estimators target is ill-defined (infinite when ``x`` and ``y``
+    share a discrete variable)."""
+    n = len(x)
+    warnings = []
+    if n < SMALL_SAMPLE:
+        warnings.append(
+            f"only {n} pairs: neural estimates from fewer than {SMALL_SAMPLE} are noisy and "
+            "biased (the benchmarks use 5,000 and more); compare with miest's known-MI tasks "
+            "at your sample size"
+        )
+    limit = min(DISCRETE_LEVELS, max(n // 10, 1))
+    for name, a in (("x", x), ("y", y)):
+        levels = (np.diff(np.sort(a, axis=0), axis=0) != 0).sum(axis=0) + 1
+        discrete = np.flatnonzero(levels <= limit)
+        if len(discrete):
+            warnings.append(
+                f"{len(discrete)} of the {a.shape[1]} columns of {name} look discrete (at most "
+                f"{int(levels[discrete].max())} distinct values, e.g. columns "
+                f"{discrete[:5].tolist()}): these estimators target the MI of continuous "
+                "variables, which ties make ill-defined; add noise within the grid step "
+                "(dequantise) or use an estimator for discrete data"
+            )
+    return warnings
+
+
 def split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled train and held-out row indices."""
     if not 0 < test_size < 1:
@@ -124,7 +157,8 @@ class IndependentColumns:
     upsampled by a linear map) add directions in which the data have no spread; a
     denoiser must then learn a degenerate score, and its errors there become MI. The
     kept columns determine the dropped ones through a linear map, so the MI is
-    unchanged. Only looked for with at least ``2 d`` rows (fewer rows than columns
+    unchanged. Columns constant on the rows it is fitted on (though not on all rows) are
+    dropped too. Only looked for with at least ``2 d`` rows (fewer rows than columns
     always look dependent); a column counts as dependent when pivoted QR of the
     standardised columns leaves it a residual below ``RTOL`` of the largest (float32
     rounding of upsampled digit images leaves about 2e-7; the smallest real residual of
@@ -140,7 +174,8 @@ class IndependentColumns:
         n, d = a.shape
         if d == 1 or n < 2 * d:
             return cls(d, np.arange(d))
-        z = (a - a.mean(axis=0)) / a.std(axis=0)
+        scale = a.std(axis=0)
+        z = (a - a.mean(axis=0)) / np.where(scale > 0, scale, 1)  # constant here: dropped
         r, pivots = scipy.linalg.qr(z.astype(np.float64), mode="r", pivoting=True)
         residuals = np.abs(np.diag(r))
         rank = int(np.sum(residuals > cls.RTOL * residuals[0]))

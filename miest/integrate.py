@@ -75,9 +75,12 @@ def check_form(form: str) -> None:
         raise ValueError(f"unknown point-wise form {form!r}; choose one of {FORMS}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PointwiseMI:
-    """Per-sample MI in nats, shape ``(n,)``, with Monte Carlo standard errors over draws."""
+    """Per-sample MI in nats, shape ``(n,)``, with Monte Carlo standard errors over draws.
+
+    ``default_form`` is the form that ``values``, ``mi`` and the others return when none is
+    named (an estimator's ``integrate`` sets it to the estimator's ``form``)."""
 
     orthogonal: np.ndarray
     mmse_gap: np.ndarray
@@ -86,23 +89,38 @@ class PointwiseMI:
     mmse_gap_se: np.ndarray
     cross_se: np.ndarray
     n_draws: int
+    default_form: Form = "orthogonal"
 
-    def values(self, form: Form = "orthogonal") -> np.ndarray:
+    def __post_init__(self):
+        check_form(self.default_form)
+
+    def values(self, form: Form | None = None) -> np.ndarray:
+        form = form or self.default_form
         check_form(form)
         return getattr(self, form.replace("-", "_"))
 
-    def standard_errors(self, form: Form = "orthogonal") -> np.ndarray:
+    def standard_errors(self, form: Form | None = None) -> np.ndarray:
+        form = form or self.default_form
         check_form(form)
         return getattr(self, form.replace("-", "_") + "_se")
 
-    def mi(self, form: Form = "orthogonal") -> float:
+    def mi(self, form: Form | None = None) -> float:
         """The MI estimate: the mean of the point-wise values."""
         return float(np.mean(self.values(form)))
 
-    def mi_standard_error(self, form: Form = "orthogonal") -> float:
+    def mi_standard_error(self, form: Form | None = None) -> float:
         """Standard error of ``mi`` over samples and draws (spread of per-sample values)."""
         values = self.values(form)
         return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
+
+    def __repr__(self) -> str:
+        forms = ", ".join(
+            f"{form}={self.mi(form):.4f}±{self.mi_standard_error(form):.4f}" for form in FORMS
+        )
+        return (
+            f"PointwiseMI(n={len(self.orthogonal)}, n_draws={self.n_draws}, nats: {forms}; "
+            f"default_form={self.default_form!r})"
+        )
 
 
 def _terms(

@@ -13,17 +13,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import numpy as np
+import scipy.stats
 import torch
 from torch import Tensor
 
-from miest.data import PREPROCESSORS, Preprocessor, check_not_constant, check_pair, split
+from miest.data import (
+    PREPROCESSORS,
+    Preprocessor,
+    check_not_constant,
+    check_pair,
+    data_warnings,
+    split,
+)
 from miest.training import LossFn, TrainingLog, train
 
 
@@ -49,6 +59,65 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+class MIWarning(UserWarning):
+    """Emitted by ``fit`` when the data or the training give reason to distrust a fit."""
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with torch using ``n`` CPU threads (``None``: leave them as they are)."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def with_threads(method):
+    """Run an estimator method under its ``threads`` setting."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with torch_threads(self.threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def student_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval for the mean of ``values`` (at least two)."""
+    values = np.asarray(values, dtype=float)
+    half = scipy.stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1)
+    half /= np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+NULL_TOLERANCE = 0.05  # nats on shuffled pairs above which (and above 0 by 95%) a fit is flagged
+
+
+def null_summary(nulls: list[dict]) -> tuple[dict, list[str]]:
+    """Summary of fits on shuffled pairs (each a ``MIEstimator._run`` dict) and, when their
+    estimate is above ``NULL_TOLERANCE`` and above 0 beyond 95% confidence, a warning."""
+    estimates = [run["estimate"] for run in nulls]
+    mean = float(np.mean(estimates))
+    if len(nulls) > 1:
+        interval = student_interval(estimates)
+        low = interval[0]
+    else:
+        interval, low = None, mean - 1.96 * nulls[0]["standard_error"]
+    summary = {"null_estimate": mean, "null_repeats": estimates, "null_interval": interval}
+    if mean > NULL_TOLERANCE and low > 0:
+        return summary, [
+            f"on shuffled pairs (no dependence) the same fit reports {mean:.2f} nats instead of "
+            "0: its estimates carry a bias of that order"
+        ]
+    return summary, []
 
 
 def fit_warnings(estimate: float, n: int) -> list[str]:
@@ -81,6 +150,10 @@ class MIEstimator(ABC):
             ``patience`` evaluations without improvement.
         ema_decay: decay of the exponential moving average of the weights.
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        threads: torch CPU threads while fitting and estimating (``None``: torch's setting,
+            which is every core). One thread is about as fast as two on an idle 2-core
+            machine and several times faster when another process keeps a core busy
+            (``python -m benchmarks.fit_time``: results/fit_time/).
         progress: show progress bars.
     """
 
@@ -100,6 +173,7 @@ class MIEstimator(ABC):
     patience: int = 6
     ema_decay: float = 0.995
     device: str = "cpu"
+    threads: int | None = 1
     progress: bool = False
 
     def __post_init__(self):
@@ -112,14 +186,23 @@ class MIEstimator(ABC):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise ValueError(f"threads must be None or a positive integer, got {self.threads!r}")
 
     # -- the public interface -------------------------------------------------
 
+    @with_threads
     def fit(self, x, y) -> MIEstimator:
-        """Learn from paired samples ``x`` (n, dx), ``y`` (n, dy); returns ``self``."""
+        """Learn from paired samples ``x`` (n, dx), ``y`` (n, dy); returns ``self``.
+
+        Emits an ``MIWarning`` (and lists it in ``warnings_``) for few pairs,
+        discrete-looking columns, or training stopped at the step cap while improving."""
         x, y = check_pair(x, y, self.min_samples)
         check_not_constant(x, "x")
         check_not_constant(y, "y")
+        self.warnings_ = data_warnings(x, y)
         train_rows, test_rows = split(len(x), self.test_size, self.seed)
         self.x_map_ = Preprocessor.fit(x[train_rows], self.preprocess)
         self.y_map_ = Preprocessor.fit(y[train_rows], self.preprocess)
@@ -127,8 +210,12 @@ class MIEstimator(ABC):
         self.held_out_ = self._tensors(x[test_rows], y[test_rows])
         with seeded(self.seed):
             self.log_ = self._fit(x_train, y_train, *self.held_out_)
+        self.warnings_ += self.log_.warnings(self.patience)
+        for message in self.warnings_:
+            warnings.warn(f"{self.name}: {message}", MIWarning, stacklevel=3)
         return self
 
+    @with_threads
     def pointwise(self, x=None, y=None, form: str | None = None) -> np.ndarray:
         """Per-sample values (n,) in nats whose mean is the MI estimate.
 
@@ -146,30 +233,75 @@ class MIEstimator(ABC):
         """Fit on a split of ``(x, y)`` and return the held-out MI estimate, in nats."""
         return self.fit(x, y).mutual_information()
 
-    def estimate_with_info(self, x, y) -> EstimateResult:
+    @with_threads
+    def estimate_with_info(self, x, y, *, n_repeats: int = 1, null: bool = False) -> EstimateResult:
         """``estimate`` plus training curves, timings, the held-out standard error and
-        ``warnings``: a list of reasons not to trust the number (empty when none;
-        ``fit_warnings`` says which checks there are)."""
+        ``warnings``: a list of reasons not to trust the number (empty when none).
+
+        n_repeats: fit this many times (seeds ``seed``, ``seed + 1``, ...: each a new
+            split, initialisation and Monte Carlo draws) and report the mean, the single
+            estimates (``repeats``) and a 95% Student-t interval for the mean
+            (``interval``; ``None`` for one fit). It covers the variability of fitting on
+            these data, not the estimator's bias. Costs ``n_repeats`` fits.
+        null: also fit as many times on shuffled pairs (``y``'s rows permuted, which
+            destroys the dependence) and report ``null_estimate`` (``null_repeats``,
+            ``null_interval``): the estimate on data without MI, which should be about 0.
+            A null estimate clearly above 0 adds a warning. Doubles the cost.
+
+        The fitted state is that of the first fit (seed ``seed``, real pairs)."""
+        if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
+            raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
+        start = time.perf_counter()
+        x, y = check_pair(x, y, self.min_samples)
+        runs = [self._run(x, y)]
+        runs += [
+            dataclasses.replace(self, seed=self.seed + i)._run(x, y) for i in range(1, n_repeats)
+        ]
+        info = runs[0] | {
+            "n_repeats": n_repeats,
+            "repeats": [run["estimate"] for run in runs],
+            "interval": student_interval([run["estimate"] for run in runs])
+            if n_repeats > 1
+            else None,
+            "warnings": list(dict.fromkeys(w for run in runs for w in run["warnings"])),
+        }
+        estimate = float(np.mean(info["repeats"]))
+        if null:
+            nulls = []
+            for i in range(n_repeats):
+                shuffled = y[np.random.default_rng([self.seed + i, 1]).permutation(len(y))]
+                clone = dataclasses.replace(self, seed=self.seed + i)
+                with warnings.catch_warnings():  # the real fits have warned already
+                    warnings.simplefilter("ignore", MIWarning)
+                    nulls.append(clone._run(x, shuffled))
+            summary, null_warnings = null_summary(nulls)
+            info |= summary
+            info["warnings"] += null_warnings
+        del info["estimate"]
+        return EstimateResult(
+            mi_estimate=estimate,
+            time_in_seconds=time.perf_counter() - start,
+            additional_information=info,
+        )
+
+    def _run(self, x: np.ndarray, y: np.ndarray) -> dict:
+        """Fit once and summarise: the information of ``estimate_with_info`` for one fit."""
         start = time.perf_counter()
         self.fit(x, y)
         fitted = time.perf_counter()
-        values, warnings = self._held_out_values()
-        end = time.perf_counter()
+        values, method_warnings = self._held_out_values()
         estimate = float(np.mean(values))
-        return EstimateResult(
-            mi_estimate=estimate,
-            time_in_seconds=end - start,
-            additional_information={
-                "estimator": self.name,
-                "standard_error": float(np.std(values, ddof=1) / np.sqrt(len(values))),
-                "n_train": len(x) - len(values),
-                "n_test": len(values),
-                "fit_seconds": fitted - start,
-                "estimate_seconds": end - fitted,
-                "training": self.log_.as_dict(),
-                "warnings": warnings + fit_warnings(estimate, len(values)),
-            },
-        )
+        return {
+            "estimate": estimate,
+            "estimator": self.name,
+            "standard_error": float(np.std(values, ddof=1) / np.sqrt(len(values))),
+            "n_train": len(x) - len(values),
+            "n_test": len(values),
+            "fit_seconds": fitted - start,
+            "estimate_seconds": time.perf_counter() - fitted,
+            "training": self.log_.as_dict(),
+            "warnings": self.warnings_ + method_warnings + fit_warnings(estimate, len(values)),
+        }
 
     def _held_out_values(self) -> tuple[np.ndarray, list[str]]:
         """Per-sample values on the held-out pairs, and method-specific warnings."""

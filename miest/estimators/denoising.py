@@ -11,6 +11,7 @@ parametrisation and the time samplers.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Literal
@@ -20,7 +21,7 @@ import torch
 from torch import Tensor
 
 from miest.integrate import FORMS, PointwiseMI, Predict, conditional_predict, pointwise_mi
-from miest.interface import MIEstimator
+from miest.interface import MIEstimator, with_threads
 from miest.nets import ConditionalDenoiser
 from miest.paths import (
     GaussianPath,
@@ -99,15 +100,17 @@ class IntegralEstimator(MIEstimator):
     def _integrand(self, x: Tensor, y: Tensor) -> tuple[Predict, Tensor, GaussianPath, str]:
         """``(predict, diffused data, path, parametrisation)`` for ``miest.integrate``."""
 
+    @with_threads
     def integrate(self, x=None, y=None) -> PointwiseMI:
         """Every point-wise form with its Monte Carlo standard errors, from one pass: for
-        new pairs, or without arguments the held-out pairs of ``fit``."""
+        new pairs, or without arguments the held-out pairs of ``fit``. Its default form
+        is this estimator's ``form``, so ``integrate().mi()`` equals ``estimate``."""
         return self._integrate(*self._pairs(x, y))
 
     def _integrate(self, x: Tensor, y: Tensor) -> PointwiseMI:
         predict, data, path, parametrisation = self._integrand(x, y)
         self.net_.eval()
-        return pointwise_mi(
+        integral = pointwise_mi(
             predict,
             data,
             path,
@@ -117,6 +120,7 @@ class IntegralEstimator(MIEstimator):
             generator=self._generator(2),
             progress=self.progress,
         )
+        return dataclasses.replace(integral, default_form=self.form)
 
     def _pointwise(self, x, y, form) -> np.ndarray:
         return self._integrate(x, y).values(form or self.form)
