@@ -2,23 +2,30 @@
 
 miest-bench list
 miest-bench run --suite quick [--jobs 2] [--out results]   # resumable; then reports
-miest-bench report --suite quick [--out results]
+miest-bench run --suite-file my_suite.toml [--plugin my_plugin.py]
+miest-bench run --name mine --tasks 1v1-normal-0.75 --estimators rfmi bmi-ksg --n 5000 --seeds 0 1
+miest-bench report --suite quick [--out results]           # any suite run before
 miest-bench run --suite v1 --jobs 8 --dask tcp://scheduler:8786   # on a Dask cluster
+
+A plugin file registers your own estimators and tasks (benchmarks.register_estimator,
+benchmarks.register_task); a suite file is TOML (benchmarks.Suite.from_file).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+from benchmarks.plugins import load_plugins
 from benchmarks.report import write_report
 from benchmarks.runner import dask_executor, run_suite
-from benchmarks.suites import SUITES, get_suite
+from benchmarks.suites import SUITES, Suite, get_suite
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="miest-bench",
         description=__doc__,
@@ -26,26 +33,56 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the suites and their job counts")
-    for name, text in (
-        ("run", "run a suite (cached, resumable), then report"),
-        ("report", "write REPORT.md and plots from a suite's results.csv"),
-    ):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--suite", required=True, help=", ".join(SUITES))
+    run = commands.add_parser("run", help="run a suite (cached, resumable), then report")
+    which = run.add_mutually_exclusive_group(required=True)
+    which.add_argument("--suite", help="a built-in suite: " + ", ".join(SUITES))
+    which.add_argument("--suite-file", type=Path, help="a suite defined in a TOML file")
+    which.add_argument("--tasks", nargs="+", help="a suite of these tasks (with --estimators)")
+    run.add_argument("--estimators", nargs="+", help="with --tasks: the estimators")
+    run.add_argument("--n", type=int, nargs="+", default=[5000], help="with --tasks: sizes")
+    run.add_argument("--seeds", type=int, nargs="+", default=[0], help="with --tasks: seeds")
+    run.add_argument("--name", default="custom", help="with --tasks: the suite's folder name")
+    run.add_argument("--plugin", action="append", default=[], help="file registering yours")
+    run.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    run.add_argument("--threads", type=int, help="torch threads per job (default: cores / jobs)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run jobs on a Dask cluster: a scheduler address, or 'local' for a "
+        "LocalCluster of --jobs workers (needs the 'cluster' extra)",
+    )
+    report = commands.add_parser("report", help="write REPORT.md and plots from results.csv")
+    report.add_argument("--suite", required=True, help="a suite's name (its folder in --out)")
+    for sub in (run, report):
         sub.add_argument("--out", type=Path, default=Path("results"), help="results folder")
-        if name == "run":
-            sub.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-            sub.add_argument(
-                "--threads", type=int, help="torch threads per job (default: cores / jobs)"
-            )
-            sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-            sub.add_argument(
-                "--dask",
-                metavar="ADDRESS",
-                help="run jobs on a Dask cluster: a scheduler address, or 'local' for a "
-                "LocalCluster of --jobs workers (needs the 'cluster' extra)",
-            )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _suite(args: argparse.Namespace) -> Suite:
+    if args.suite:
+        return get_suite(args.suite)
+    if args.suite_file:
+        return Suite.from_file(args.suite_file)
+    if not args.estimators:
+        raise ValueError("--tasks needs --estimators")
+    return Suite.from_dict(
+        {"name": args.name, "tasks": args.tasks, "estimators": args.estimators}
+        | {"sizes": args.n, "seeds": args.seeds},
+        "the command line",
+    )
+
+
+def _description(out: Path, name: str) -> str:
+    """A suite's description: the built-in one, or the one saved by ``run``."""
+    if name in SUITES:
+        return get_suite(name).description
+    saved = out / name / "suite.json"
+    return json.loads(saved.read_text()).get("description", "") if saved.exists() else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         if args.command == "list":
             width = max(map(len, SUITES))
@@ -53,23 +90,28 @@ def main(argv: list[str] | None = None) -> int:
                 suite = get_suite(name)
                 print(f"{name:{width}s} {len(suite.jobs()):5d} jobs  {suite.description}")
             return 0
-        suite = get_suite(args.suite)
-        if args.command == "run":
-            with dask_executor(args.dask, args.jobs) if args.dask else nullcontext() as executor:
-                frame = run_suite(
-                    suite,
-                    args.out,
-                    args.jobs,
-                    progress=not args.no_progress,
-                    executor=executor,
-                    threads=args.threads,
-                )
-            failed = int((frame.error.fillna("") != "").sum())
-            csv = args.out / suite.name / "results.csv"
-            print(f"{len(frame) - failed} rows in {csv}, {failed} failed")
+        if args.command == "report":
+            folder = args.out / args.suite
+            print(f"wrote {write_report(folder, _description(args.out, args.suite))}")
+            return 0
+        load_plugins(args.plugin)
+        suite = _suite(args)
+        with dask_executor(args.dask, args.jobs) if args.dask else nullcontext() as executor:
+            frame = run_suite(
+                suite,
+                args.out,
+                args.jobs,
+                progress=not args.no_progress,
+                executor=executor,
+                threads=args.threads,
+                plugins=args.plugin,
+            )
+        failed = int((frame.error.fillna("") != "").sum())
+        csv = args.out / suite.name / "results.csv"
+        print(f"{len(frame) - failed} rows in {csv}, {failed} failed")
         print(f"wrote {write_report(args.out / suite.name, suite.description)}")
         return 0
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"miest-bench: error: {error}", file=sys.stderr)
         return 2
 

@@ -63,3 +63,18 @@ def _lookup(name: str) -> tuple[str, Callable[..., object]]:
         raise ValueError(
             f"unknown benchmark estimator {name!r}; known: {sorted(BUILDERS)}"
         ) from None
+
+
+BUILT_IN = frozenset(BUILDERS)
+
+
+def register_estimator(name: str, factory: Callable[..., object], library: str = "user") -> None:
+    """Make an estimator runnable by name in suites. ``factory(seed, **options)`` returns a
+    new object with ``estimate(x, y) -> float`` (nats), e.g.
+    ``lambda seed, **options: MyEstimator(random_state=seed, **options)``; ``library``
+    labels it in reports (anything but ``"miest"`` counts as a peer)."""
+    if name in BUILT_IN:
+        raise ValueError(f"{name!r} is a built-in benchmark estimator; choose another name")
+    if not callable(factory):
+        raise TypeError(f"the factory of {name!r} must be callable (seed, **options) -> estimator")
+    BUILDERS[name] = (library, factory)

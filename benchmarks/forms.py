@@ -28,10 +28,10 @@ import torch
 
 from benchmarks import consistency, images
 from benchmarks.report import tolerance
-from benchmarks.runner import get_task
+from benchmarks.rows import ResumableRows
 from benchmarks.suites import QUICK
+from benchmarks.tasks import get_task
 from miest import estimator
-from miest.files import write_atomically
 from miest.integrate import FORMS
 
 CONSISTENCY_TASKS = ("independent-r8", "baseline-r4")
@@ -129,12 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for est_name in args.estimators:  # bad names or options fail here, not after hours
         for options in variants.values():
             estimator(est_name, **options)
-    rows = pd.read_csv(args.csv).to_dict("records") if args.csv and args.csv.exists() else []
-    if rows and not set(IDENTITY) <= set(rows[0]):
-        raise SystemExit(
-            f"{args.csv} lacks the columns {IDENTITY} needed to resume; use a new file"
-        )
-    done = {tuple(row[k] for k in IDENTITY) for row in rows}
+    rows = ResumableRows(args.csv, IDENTITY)
     print(
         f"{'task':42s} {'estimator':9s} {'variant':10s} seed {'reference':>17s} "
         + " ".join(f"{f:>10s}" for f in FORMS)
@@ -143,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, x, y, reference, kind in tasks(args.tasks, args.n, seed):
             for est_name in args.estimators:
                 for variant, options in variants.items():
-                    if (name, est_name, variant, seed) in done:
+                    if (name, est_name, variant, seed) in rows:
                         continue
                     row = {"task": name, "n": args.n, kind: reference}
                     row |= fit_row(est_name, variant, options, seed, x, y)
@@ -155,13 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                         + f"   ({row['seconds']:.0f} s)",
                         flush=True,
                     )
-                    if args.csv:
-                        write_atomically(args.csv, pd.DataFrame(rows).to_csv(index=False))
-    counts = successes(pd.DataFrame(rows))
+    counts = successes(rows.frame())
     if len(counts):
         print(
             "\ntasks within 10% of the truth (0.1 nats below 1 nat), seed means, of "
-            f"{pd.DataFrame(rows).dropna(subset=['truth']).task.nunique()}:"
+            f"{rows.frame().dropna(subset=['truth']).task.nunique()}:"
         )
         print(counts.to_string())
     return 0

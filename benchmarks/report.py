@@ -33,8 +33,23 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     nonzero = summary.true_mi.where(summary.true_mi != 0)  # no relative error for truth 0
     summary["rel_error"] = (summary["mean"] - summary.true_mi).abs() / nonzero
-    summary["success"] = (summary["mean"] - summary.true_mi).abs() <= tolerance(summary.true_mi)
+    within = (summary["mean"] - summary.true_mi).abs() <= tolerance(summary.true_mi)
+    summary["success"] = within.astype(float).where(summary.true_mi.notna())  # nan: unknown MI
     return summary
+
+
+MARKERS = "osD^vP*Xph<>"
+
+
+def styles(estimators: list[str]) -> dict[str, dict]:
+    """A distinct (colour, marker) per estimator, the same in every plot of a report."""
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab20").colors
+    return {
+        name: {"color": colors[i % 20], "marker": MARKERS[i % len(MARKERS)]}
+        for i, name in enumerate(estimators)
+    }
 
 
 def family(task: str) -> str:
@@ -46,45 +61,81 @@ def _figure(path_stem: Path, fig) -> list[str]:
     fig.tight_layout()
     names = []
     for suffix in (".png", ".svg"):  # no date, fixed SVG ids: a rerun rewrites the same bytes
-        fig.savefig(path_stem.with_suffix(suffix), dpi=110, metadata={"Date": None})
+        fig.savefig(
+            path_stem.with_suffix(suffix), dpi=110, metadata={"Date": None}, bbox_inches="tight"
+        )
         names.append(path_stem.with_suffix(suffix).name)
     return names
 
 
 def plot_estimates(summary: pd.DataFrame, stem: Path) -> list[str]:
+    """Estimate against truth, one panel per task family, estimators side by side at each
+    truth; estimates far outside the panel's range are drawn at its edge and labelled."""
     import matplotlib.pyplot as plt
 
+    summary = summary[summary.true_mi.notna()]
+    if summary.empty:
+        return []
     families = sorted({family(t) for t in summary.task})
     estimators = list(dict.fromkeys(summary.estimator))
+    style = styles(estimators)
     cols = min(4, len(families))
     rows = -(-len(families) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
-    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(estimators), 2)))
     for ax, fam in zip(axes.flat, families, strict=False):
         part = summary[summary.task.map(family) == fam]
-        top = max(part.true_mi.max(), part["mean"].max()) * 1.15 + 0.05
+        top = part.true_mi.max() * 1.5 + 0.3  # the y range: truths, not outliers
+        bottom = -0.25 * top
         grid = np.linspace(0, top, 50)
         ax.plot(grid, grid, color="black", lw=1)
         ax.fill_between(
             grid, grid - tolerance(grid), grid + tolerance(grid), color="green", alpha=0.1
         )
-        for color, name in zip(colors, estimators, strict=False):
+        dodge = top * 0.006
+        off_scale = []
+        for i, name in enumerate(estimators):
             mine = part[part.estimator == name]
-            marker = "o" if (mine.library == "miest").all() else "x"
+            x = mine.true_mi + (i - (len(estimators) - 1) / 2) * dodge
+            y = mine["mean"].clip(bottom, top)
             ax.errorbar(
-                mine.true_mi,
-                mine["mean"],
-                yerr=mine["std"].fillna(0),
-                fmt=marker,
-                color=color,
+                x,
+                y,
+                yerr=mine["std"].fillna(0).where(y == mine["mean"], 0),
+                fmt=style[name]["marker"],
+                color=style[name]["color"],
                 label=name,
-                ms=5,
-                capsize=2,
+                ms=4,
+                capsize=1.5,
+                lw=0.8,
             )
-        ax.set(title=fam, xlabel="true MI (nats)", ylabel="estimate (nats)", xlim=(0, top))
+            outside = mine["mean"][y != mine["mean"]]
+            if len(outside) == 1:
+                off_scale.append(f"{name}: {outside.iloc[0]:.3g}")
+            elif len(outside):
+                off_scale.append(
+                    f"{name}: {len(outside)}, {outside.min():.3g} to {outside.max():.3g}"
+                )
+        if off_scale:  # drawn at the panel's edge; their values listed here
+            ax.text(
+                0.02,
+                0.98,
+                "off scale (at the edge):\n" + "\n".join(off_scale),
+                transform=ax.transAxes,
+                fontsize=6,
+                va="top",
+                bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
+            )
+        ax.set(title=fam, xlabel="true MI (nats)", ylabel="estimate (nats)")
+        ax.set(xlim=(-dodge * len(estimators), top), ylim=(bottom, top))
     for ax in list(axes.flat)[len(families) :]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7, ncol=2)
+    fig.legend(
+        *axes.flat[0].get_legend_handles_labels(),
+        fontsize=7,
+        ncol=min(len(estimators), 9),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+    )
     names = _figure(stem, fig)
     plt.close(fig)
     return names
@@ -94,7 +145,9 @@ def plot_heatmap(summary: pd.DataFrame, stem: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     table = summary.pivot_table(index="task", columns="estimator", values="rel_error")
-    table = table[list(dict.fromkeys(summary.estimator))]
+    table = table[[e for e in dict.fromkeys(summary.estimator) if e in table]]
+    if table.empty:
+        return []
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * table.shape[1], 1.5 + 0.35 * table.shape[0]))
     image = ax.imshow(table.to_numpy(), cmap="RdYlGn_r", vmin=0, vmax=0.5, aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=60, ha="right", fontsize=8)
@@ -102,7 +155,7 @@ def plot_heatmap(summary: pd.DataFrame, stem: Path) -> list[str]:
     for (i, j), value in np.ndenumerate(table.to_numpy()):
         if np.isfinite(value):
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6)
-    fig.colorbar(image, ax=ax, label="relative error |mean - truth| / truth")
+    fig.colorbar(image, ax=ax, label="|mean - truth| / truth", extend="max")
     names = _figure(stem, fig)
     plt.close(fig)
     return names
@@ -120,11 +173,11 @@ def plot_time_accuracy(summary: pd.DataFrame, stem: Path) -> list[str]:
         )
         .reset_index()
     )
+    style = styles(list(dict.fromkeys(summary.estimator)))
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for _, row in per.iterrows():
-        marker = "o" if row.library == "miest" else "x"
-        label = f"{row.estimator} ({row.success})"
-        ax.scatter(row.seconds, row.rel_error, marker=marker, s=50, label=label)
+        label = f"{row.estimator} ({row.success:.0f})"
+        ax.scatter(row.seconds, row.rel_error, s=50, label=label, **style[row.estimator])
     ax.set(
         xscale="log",
         xlabel="median wall seconds per job",
@@ -192,10 +245,16 @@ def targets(
     estimators = at_n.estimator.nunique()
     complete = at_n.groupby("task").estimator.nunique() == estimators
     common = at_n[at_n.task.isin(complete[complete].index)]
-    per = common.groupby(["estimator", "library"]).agg(
-        successes=("success", "sum"), median_seconds=("seconds", "median"), seeds=("seeds", "min")
+    per = (
+        common.groupby(["estimator", "library"])
+        .agg(
+            successes=("success", "sum"),
+            median_seconds=("seconds", "median"),
+            seeds=("seeds", "min"),
+        )
+        .astype({"successes": int})
     )
-    per = per.reset_index().sort_values("successes", ascending=False)
+    per = per.reset_index().sort_values("successes", ascending=False, kind="stable")
     ours, peers = per[per.library == "miest"], per[per.library != "miest"]
     if candidates is not None:
         ours = ours[ours.estimator.isin(candidates)]
@@ -265,18 +324,20 @@ def _mi_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str]:
     )
     wide = wide[list(dict.fromkeys(summary.estimator))]
     truth = summary.groupby(["task", "n"]).true_mi.first().rename("true MI")
-    wide = pd.concat([truth.map("{:.3f}".format), wide], axis=1).reset_index()
+    truth = truth.map(lambda v: "unknown" if np.isnan(v) else f"{v:.3f}")
+    wide = pd.concat([truth, wide], axis=1).reset_index()
     per = (
         summary.groupby(["estimator", "library"], sort=False)
         .agg(
             successes=("success", "sum"),
-            cases=("success", "size"),
+            cases=("success", "count"),
             median_rel_error=("rel_error", "median"),
             median_seconds=("seconds", "median"),
             max_peak_rss_mb=("peak_rss_mb", "max"),
         )
         .reset_index()
-        .sort_values("successes", ascending=False)
+        .astype({"successes": int})
+        .sort_values("successes", ascending=False, kind="stable")
     )
 
     lines = [

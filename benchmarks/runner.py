@@ -5,11 +5,13 @@ written atomically) and ``results.csv`` (all finished rows of the suite, rewritt
 atomically after every job). A rerun skips cached jobs, so an interrupted run resumes
 and a finished job is never recomputed; failed jobs are not cached and are retried.
 
-By default each job runs in a fresh local worker process (``max_tasks_per_child=1``),
-so its ``peak_rss_mb`` is that job's own peak (imports included) and a crash cannot
-take the run down. Any ``concurrent.futures.Executor`` can run the jobs instead, for
-example a Dask cluster through ``dask_executor`` (there ``peak_rss_mb`` is the peak of
-the long-lived worker process so far, not of the job alone).
+With one worker the jobs run in this process, one after another (a script needs no
+``if __name__ == "__main__"`` guard; ``peak_rss_mb`` is then this process's peak so
+far). With more, each job runs in a fresh local worker process
+(``max_tasks_per_child=1``), so its ``peak_rss_mb`` is that job's own peak (imports
+included) and a crash cannot take the run down. Any ``concurrent.futures.Executor``
+can run the jobs instead, for example a Dask cluster through ``dask_executor`` (there
+``peak_rss_mb`` is the peak of the long-lived worker process so far, not of the job).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import resource
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing import get_context
 from pathlib import Path
@@ -29,12 +33,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benchmarks import images
 from benchmarks.consistency import run_consistency_job
 from benchmarks.estimators import build, library
+from benchmarks.plugins import load_plugins, local_only
 from benchmarks.pointwise import run_pointwise_job
 from benchmarks.suites import Job, Suite
+from benchmarks.tasks import get_task
 from miest.files import write_atomically
+from miest.interface import torch_threads
 
 KEYS = ["task", "estimator", "library", "seed", "n"]
 RECORD = ["peak_rss_mb", "options", "versions", "machine", "error"]
@@ -60,10 +66,11 @@ def _versions() -> str:
 
 def run_job(job: Job, threads: int | None = None) -> list[dict]:
     """The result rows of ``job``: one, or one per point-wise form for ``kind="pointwise"``."""
-    if threads:
-        import torch
+    with torch_threads(threads):
+        return _run_job(job)
 
-        torch.set_num_threads(threads)
+
+def _run_job(job: Job) -> list[dict]:
     common = _identity(job)
     common |= {"library": library(job.estimator), "options": json.dumps(dict(job.options))}
     common |= {"versions": _versions(), "machine": f"{platform.machine()} {os.cpu_count()} cores"}
@@ -78,18 +85,6 @@ def run_job(job: Job, threads: int | None = None) -> list[dict]:
         raise ValueError(f"unknown job kind {job.kind!r}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [common | row | {"peak_rss_mb": peak, "error": ""} for row in rows]
-
-
-def get_task(name: str):
-    """A task with known MI by name: one of ``benchmarks.images.TASKS`` or a bmi task id."""
-    if name in images.TASKS:
-        return images.TASKS[name]
-    from bmi.benchmark import BENCHMARK_TASKS
-
-    try:
-        return BENCHMARK_TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}: not a bmi task or an images task") from None
 
 
 def _mi_row(job: Job, estimator) -> dict:
@@ -114,8 +109,9 @@ def _identity(job: Job) -> dict:
     return {"task": job.task, "estimator": job.estimator, "seed": job.seed, "n": job.n}
 
 
-def _safe_run(job: Job, threads: int | None) -> list[dict]:
+def _safe_run(job: Job, threads: int | None, plugins: tuple[str, ...] = ()) -> list[dict]:
     try:
+        load_plugins(plugins)
         return run_job(job, threads)
     except Exception as error:  # a failed job is a row with its message, not a dead run
         return [_identity(job) | {"error": f"{type(error).__name__}: {error}"}]
@@ -178,36 +174,74 @@ def run_suite(
     progress: bool = True,
     executor: Executor | None = None,
     threads: int | None = None,
+    plugins: Iterable[str | Path] = (),
 ) -> pd.DataFrame:
     """Run the jobs of ``suite`` that are not cached yet; return all finished rows.
 
-    ``workers`` jobs run in parallel, each with ``threads`` torch threads (default
-    ``cpus // workers``), in fresh local processes unless ``executor`` is given. Failed
-    jobs are reported (``error`` column) and retried on the next run.
+    ``workers`` jobs run in parallel (one: in this process), each with ``threads`` torch
+    threads (default ``cpus // workers``), in fresh local processes unless ``executor`` is
+    given. ``plugins`` are files that register estimators or tasks (``benchmarks.plugins``),
+    imported here and by every worker. Failed jobs are reported (``error`` column) and
+    retried on the next run. The suite's definition is saved beside its results
+    (``suite.json``), so ``miest-bench report`` works for any suite.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    plugins = tuple(str(p) for p in plugins)
+    load_plugins(plugins)
+    jobs = suite.jobs()
+    parallel = workers > 1 or executor is not None
+    unsent = local_only([*suite.tasks, *suite.estimators]) if parallel else []
+    if unsent:
+        raise ValueError(
+            f"{unsent} are registered in this process only and cannot reach worker processes: "
+            "register them in a plugin file (plugins=[...], --plugin) or run with one worker"
+        )
+    for task in suite.tasks if suite.kind == "mi" else ():
+        get_task(task)  # unknown tasks fail now, not once per job
     folder = out / suite.name
     cache = folder / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    jobs = suite.jobs()
+    write_atomically(folder / "suite.json", json.dumps(asdict(suite), indent=1) + "\n")
     todo = [job for job in jobs if not (cache / f"{job.key}.json").exists()]
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     rows, failed = cached_rows(cache, jobs), []
-    with _local_pool(workers) if executor is None else nullcontext(executor) as pool:
-        futures = {pool.submit(_safe_run, job, threads): job for job in todo}
-        bar = tqdm(
-            as_completed(futures), total=len(todo), desc=f"suite {suite.name}", disable=not progress
-        )
-        for future in bar:
-            job, new = futures[future], future.result()
-            if new[0]["error"]:
-                failed.extend(new)
-                bar.write(f"FAILED {job.key}: {new[0]['error']}")
-            else:
-                write_atomically(cache / f"{job.key}.json", json.dumps(new))
-                rows.extend(new)
-            _write_csv(folder / "results.csv", rows + failed, suite.kind)
+    bar = tqdm(total=len(todo), desc=f"suite {suite.name}", disable=not progress)
+    for job, new in _results(todo, workers, executor, threads, plugins):
+        bar.update()
+        if new[0]["error"]:
+            failed.extend(new)
+            bar.write(f"FAILED {job.key}: {new[0]['error']}")
+        else:
+            write_atomically(cache / f"{job.key}.json", json.dumps(new))
+            rows.extend(new)
+        _write_csv(folder / "results.csv", rows + failed, suite.kind)
+    bar.close()
     return _write_csv(folder / "results.csv", rows + failed, suite.kind)
+
+
+def _results(
+    todo: list[Job],
+    workers: int,
+    executor: Executor | None,
+    threads: int,
+    plugins: tuple[str, ...],
+) -> Iterator[tuple[Job, list[dict]]]:
+    """``(job, rows)`` as jobs finish: in this process, a local pool or ``executor``."""
+    if workers == 1 and executor is None:
+        for job in todo:
+            yield job, _safe_run(job, threads)
+        return
+    with _local_pool(workers) if executor is None else nullcontext(executor) as pool:
+        futures = {pool.submit(_safe_run, job, threads, plugins): job for job in todo}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BrokenProcessPool:
+            raise RuntimeError(
+                "the worker processes died. A script that runs a suite with more than one "
+                'worker must guard its top level with `if __name__ == "__main__":` (workers '
+                "import the script); or run with one worker"
+            ) from None

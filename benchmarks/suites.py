@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
+from pathlib import Path
 
 import miest
 from benchmarks import consistency, images, pointwise
@@ -80,6 +82,45 @@ class Suite:
     sizes: tuple[int, ...] = (5000,)
     options: dict[str, dict] = field(default_factory=dict)
     kind: str = "mi"
+
+    @classmethod
+    def from_dict(cls, spec: dict, source: str = "suite") -> Suite:
+        """A suite from plain data (a TOML file's or ``suite.json``'s): ``name``,
+        ``tasks`` and ``estimators`` required; ``description``, ``seeds``, ``sizes``,
+        ``options`` (a table per estimator) and ``kind`` optional."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(spec) - known
+        if unknown:
+            raise ValueError(f"{source}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        missing = {"name", "tasks", "estimators"} - set(spec)
+        if missing:
+            raise ValueError(f"{source}: missing {sorted(missing)}")
+        spec = {"description": f"suite {spec['name']}"} | spec
+        lists = {k: tuple(spec[k]) for k in ("tasks", "estimators", "seeds", "sizes") if k in spec}
+        suite = cls(**spec | lists)
+        suite.jobs()  # unknown estimators fail here
+        return suite
+
+    @classmethod
+    def from_file(cls, path: Path) -> Suite:
+        """A suite from a TOML file, e.g.::
+
+        name = "mine"
+        tasks = ["1v1-normal-0.75", "my-data"]
+        estimators = ["rfmi", "bmi-ksg"]
+        sizes = [5000]
+        seeds = [0, 1]
+        [options.rfmi]
+        steps = 2000
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no suite file at {path}")
+        try:
+            spec = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path} is not valid TOML: {error}") from None
+        return cls.from_dict(spec, str(path))
 
     def jobs(self) -> list[Job]:
         """Ordered size-major, then seed: a partial run covers every task at the first size."""

@@ -109,10 +109,14 @@ def test_jobs_run_unchanged_on_a_local_dask_cluster(tmp_path):
 
 
 def test_failed_jobs_are_reported_not_cached(tmp_path):
-    suite = Suite(name="bad", description="", tasks=("no-such-task",), estimators=("bmi-ksg",))
+    options = {"bmi-ksg": {"no_such_option": 1}}  # fails inside the job, at run time
+    suite = Suite("bad", "", tasks=("1v1-normal-0.75",), estimators=("bmi-ksg",), options=options)
     frame = runner.run_suite(suite, tmp_path, progress=False)
-    assert "unknown task 'no-such-task': not a bmi task or an images task" in frame.error.iloc[0]
+    assert "TypeError" in frame.error.iloc[0] and "no_such_option" in frame.error.iloc[0]
     assert not list((tmp_path / "bad" / "cache").iterdir())
+    unknown = Suite(name="bad", description="", tasks=("no-such-task",), estimators=("bmi-ksg",))
+    with pytest.raises(ValueError, match="unknown task 'no-such-task'"):  # before any job
+        runner.run_suite(unknown, tmp_path, progress=False)
 
 
 def test_pointwise_suite_compares_with_exact_pmi(tmp_path):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from benchmarks import images
-from benchmarks.runner import get_task
 from benchmarks.suites import get_suite
+from benchmarks.tasks import get_task
 
 
 def test_label_mi_is_exact_for_the_designed_tables():
