@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= bench,cluster,peers,t2i,dev
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup bench test lint clean
+.PHONY: setup bench test lint notebooks clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,9 @@ bench: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+notebooks: setup
+	$(BIN)/python notebooks/execute.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@
 >>> values = est.pointwise()           # (n_test,) per-sample values, mean = mi
 """
 
-from miest.interface import EstimateResult, MIEstimator
+from miest.interface import EstimateResult, MIEstimator, MIWarning
 from miest.pointwise import pointwise, register_pointwise
 from miest.registry import ESTIMATORS, available, estimator
 
@@ -14,6 +14,7 @@ __all__ = [
     "ESTIMATORS",
     "EstimateResult",
     "MIEstimator",
+    "MIWarning",
     "available",
     "estimator",
     "pointwise",

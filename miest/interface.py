@@ -186,6 +186,12 @@ class MIEstimator(ABC):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"unknown device {self.device!r}: {error}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA GPU")
         if self.threads is not None and (
             isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
         ):
@@ -221,7 +227,10 @@ class MIEstimator(ABC):
 
         Without arguments: the held-out pairs of ``fit``. ``form`` chooses the
         point-wise quantity where the method has several (diffusion/flow estimators:
-        ``"orthogonal"``, ``"mmse-gap"`` or ``"cross"``).
+        ``"orthogonal"``, ``"mmse-gap"`` or ``"cross"``). Their mean is accurate at the
+        default ``n_draws`` (16); per-sample values need more draws to track the exact
+        point-wise MI (``n_draws=128``: Pearson 0.86-0.95 for ``"mmse-gap"`` on bmi's
+        mixture tasks, results/pointwise/).
         """
         return self._pointwise(*self._pairs(x, y), form)
 

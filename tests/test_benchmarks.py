@@ -325,3 +325,18 @@ def test_forms_records_every_form_per_fit_and_resumes_from_its_csv(tmp_path, cap
     first.drop(columns="variant").to_csv(csv, index=False)
     with pytest.raises(SystemExit, match="lacks the columns"):
         forms.main(args)
+
+
+def test_coverage_counts_seed_intervals_that_hold_the_truth(tmp_path):
+    from benchmarks import coverage
+
+    rows = [  # truth 1.0; "tight" misses it (mean 1.2, sd 0.01), "wide" covers it
+        {"task": "t", "estimator": est, "n": 100, "seed": s, "true_mi": 1.0, "estimate": v}
+        for est, values in (("tight", (1.19, 1.2, 1.21)), ("wide", (0.8, 1.1, 1.3)))
+        for s, v in enumerate(values)
+    ]
+    pd.DataFrame(rows).assign(error="").to_csv(tmp_path / "results.csv", index=False)
+    frame = coverage.from_v1(tmp_path / "results.csv")
+    assert frame.set_index("estimator").covered.to_dict() == {"tight": False, "wide": True}
+    table = coverage.summary(frame)
+    assert table.loc[("wide", 100), "covered"] == 1.0 and table.loc[("tight", 100), "tasks"] == 1
