@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import numbers
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -182,8 +183,9 @@ class MIEstimator(ABC):
                 f"preprocess must be one of {sorted(PREPROCESSORS)}, got {self.preprocess!r}"
             )
         for name in ("steps", "batch_size", "hidden", "depth", "eval_every", "patience"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         try:
@@ -193,7 +195,9 @@ class MIEstimator(ABC):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA GPU")
         if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+            isinstance(self.threads, bool)
+            or not isinstance(self.threads, numbers.Integral)
+            or self.threads < 1
         ):
             raise ValueError(f"threads must be None or a positive integer, got {self.threads!r}")
 

@@ -51,6 +51,9 @@ class TimeSampler(ABC):
     ) -> tuple[Tensor, Tensor]:
         """Times ``(n,)`` and quadrature weights ``(n,)``, float64."""
 
+    def check_path(self, path: GaussianPath) -> None:  # noqa: B027 (most samplers fit any path)
+        """Raise ``ValueError`` when this sampler cannot integrate on ``path``."""
+
 
 @dataclass(frozen=True)
 class UniformTime(TimeSampler):
@@ -93,11 +96,14 @@ class LambertW(TimeSampler):
         r = np.clip(np.asarray(r, dtype=np.float64), 1e-12, 1.0)
         return 1.0 + lambertw(-np.exp(-r * self.normaliser - 1.0), k=0).real
 
-    def sample(self, path, n, generator=None):
+    def check_path(self, path: GaussianPath) -> None:
         if path.data_end != 1.0:
             raise ValueError(
                 f"LambertW needs a path with data at t = 1 (rectified flow), got {path!r}"
             )
+
+    def sample(self, path, n, generator=None):
+        self.check_path(path)
         t = torch.from_numpy(self.inverse_cdf(_uniform(n, generator).numpy()))
         density = t / ((1.0 - t) * self.normaliser)
         return t, 0.5 * path.dlog_snr_dt(t).abs() / density

@@ -12,6 +12,7 @@ parametrisation and the time samplers.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Literal
@@ -86,12 +87,21 @@ class IntegralEstimator(MIEstimator):
 
     def __post_init__(self):
         super().__post_init__()
-        make_time_sampler(self.time_sampler, self.t_eps)
-        self._train_sampler()
+        path = make_path(self._path_name())
+        for sampler in (make_time_sampler(self.time_sampler, self.t_eps), self._train_sampler()):
+            sampler.check_path(path)
         if self.form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {self.form!r}")
-        if self.n_draws < 1:
-            raise ValueError(f"n_draws must be >= 1, got {self.n_draws}")
+        if (
+            isinstance(self.n_draws, bool)
+            or not isinstance(self.n_draws, numbers.Integral)
+            or self.n_draws < 1
+        ):
+            raise ValueError(f"n_draws must be a positive integer, got {self.n_draws!r}")
+
+    def _path_name(self) -> str:
+        """The Gaussian path the estimator diffuses on (``miest.paths.make_path``)."""
+        return "vp"
 
     def _train_sampler(self):
         return make_time_sampler(self.train_time_sampler or self.time_sampler, self.t_eps)
@@ -160,7 +170,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             raise ValueError(f"condition must be 'x' or 'y', got {self.condition!r}")
         if self.condition_width is not None and (
             isinstance(self.condition_width, bool)
-            or not isinstance(self.condition_width, int)
+            or not isinstance(self.condition_width, numbers.Integral)
             or self.condition_width < 1
         ):
             raise ValueError(
@@ -168,6 +178,9 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             )
         if not 0 < self.condition_dropout < 1:
             raise ValueError(f"condition_dropout must be in (0, 1), got {self.condition_dropout}")
+
+    def _path_name(self) -> str:
+        return self.path
 
     def _roles(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """(diffused, condition)."""
