@@ -28,8 +28,8 @@ With a learnt ``eps_w = eps_o + delta`` whose ``delta`` carries no information (
 model that overfits to ``y``), the orthogonal form adds ``||delta||^2 >= 0``, the
 MMSE-gap form subtracts it, and the cross form adds only ``delta . (eps - eps_o)``,
 zero on average: it cancels that bias to first order.
-Values are in nats. Any model fits: give a ``predict`` (or, for a conditional
-model, a ``denoiser`` through ``conditional_predict``).
+Values are in nats; docs/maths.md derives (1) and the forms. Any model fits: give a
+``predict`` (or, for a conditional model, a ``denoiser`` through ``conditional_predict``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ that predicts one of these targets (converted to ``eps`` for ``miest.integrate``
 ``to_eps`` and ``from_eps`` convert between them; they are the only place the
 conversions are written. Times ``t`` are tensors of shape ``(n,)``; data tensors
 have shape ``(n, ...)``. The log signal-to-noise ratio is
-``lam = log(alpha^2 / sigma^2)``.
+``lam = log(alpha^2 / sigma^2)``. The conversions are tabulated in docs/maths.md.
 """
 
 from __future__ import annotations

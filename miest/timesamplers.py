@@ -19,6 +19,8 @@ Samplers:
   exactly MINDE's importance sampler ``q(t) ∝ beta(t) / sigma_t^2``.
 - ``LogisticLogSNR``: truncated logistic density over ``lam`` (Kong et al., MMG), with
   an ``adaptive`` option that refits location and scale to a pilot integrand curve.
+
+Densities, inverse CDFs and weights: docs/maths.md, section 4.
 """
 
 from __future__ import annotations
