@@ -91,3 +91,6 @@ def accepts(model) -> bool:
     return isinstance(model, Adapter) or (
         hasattr(model, "vae") and (hasattr(model, "unet") or hasattr(model, "transformer"))
     )
+
+
+POINTWISE = (accepts, pointwise)  # the miest.pointwise entry point (pyproject.toml)

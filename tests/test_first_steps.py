@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,25 @@ def test_missing_images_and_absent_gpu_are_one_line_errors(tmp_path, capsys):
             t2i.load_pipeline(tmp_path, device="cuda")
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         miest.estimator("rfmi", device="gpu0")
+
+
+def test_miest_knows_nothing_of_t2i_until_a_pipeline_needs_it():
+    code = (
+        "import sys, miest\n"
+        "assert 't2i' not in sys.modules\n"
+        "from miest.pointwise import installed_handlers\n"
+        "assert [a.__module__ for a, _ in installed_handlers()] == ['t2i.score']\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1000:]
+
+
+def test_registered_handlers_come_first_and_latest_wins():
+    from miest.pointwise import _REGISTERED
+
+    try:
+        miest.register_pointwise(lambda model: model == "mine", lambda model: np.array([1.0]))
+        miest.register_pointwise(lambda model: model == "mine", lambda model: np.array([2.0]))
+        assert miest.pointwise("mine").tolist() == [2.0]
+    finally:
+        _REGISTERED.clear()
