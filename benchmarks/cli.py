@@ -73,12 +73,14 @@ def _suite(args: argparse.Namespace) -> Suite:
     )
 
 
-def _description(out: Path, name: str) -> str:
-    """A suite's description: the built-in one, or the one saved by ``run``."""
+def _saved_suite(out: Path, name: str) -> Suite:
+    """A suite to report: a built-in one, or the one ``run`` saved beside its results."""
     if name in SUITES:
-        return get_suite(name).description
+        return get_suite(name)
     saved = out / name / "suite.json"
-    return json.loads(saved.read_text()).get("description", "") if saved.exists() else ""
+    if not saved.exists():
+        raise FileNotFoundError(f"no suite {name!r}: not built in and no {saved}")
+    return Suite.from_dict(json.loads(saved.read_text()), str(saved), check=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:{width}s} {len(suite.jobs()):5d} jobs  {suite.description}")
             return 0
         if args.command == "report":
-            folder = args.out / args.suite
-            print(f"wrote {write_report(folder, _description(args.out, args.suite))}")
+            suite = _saved_suite(args.out, args.suite)
+            print(f"wrote {write_report(args.out / args.suite, suite)}")
             return 0
         load_plugins(args.plugin)
         suite = _suite(args)
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = int((frame.error.fillna("") != "").sum())
         csv = args.out / suite.name / "results.csv"
         print(f"{len(frame) - failed} rows in {csv}, {failed} failed")
-        print(f"wrote {write_report(args.out / suite.name, suite.description)}")
+        print(f"wrote {write_report(args.out / suite.name, suite)}")
         return 0
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"miest-bench: error: {error}", file=sys.stderr)

@@ -6,11 +6,13 @@ A task counts as a success for an estimator when its seed-mean estimate is withi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.suites import Suite
 from miest.files import write_atomically
 
 
@@ -194,8 +196,11 @@ def _markdown(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, floatfmt=".3f")
 
 
-def write_report(folder: Path, title: str = "") -> Path:
-    """Read ``folder/results.csv``, write plots and ``folder/REPORT.md``; returns its path."""
+def write_report(folder: Path, suite: Suite | None = None) -> Path:
+    """Read ``folder/results.csv``, write plots and ``folder/REPORT.md``; returns its path.
+
+    ``suite`` gives the title, the kind of report and the targets; by default the
+    ``suite.json`` that ``run_suite`` saved in ``folder``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,13 +208,18 @@ def write_report(folder: Path, title: str = "") -> Path:
     csv = folder / "results.csv"
     if not csv.exists():
         raise FileNotFoundError(f"no results at {csv}: run the suite first (miest-bench run)")
+    if suite is None:
+        saved = folder / "suite.json"
+        if not saved.exists():
+            raise FileNotFoundError(f"no suite.json in {folder}: pass the suite")
+        suite = Suite.from_dict(json.loads(saved.read_text()), str(saved), check=False)
     frame = pd.read_csv(csv)
-    if "pearson" in frame.columns:
-        lines = _pointwise_report(frame, folder, title)
-    elif "upper_bound" in frame.columns:
-        lines = _consistency_report(frame, folder, title)
+    if suite.kind == "pointwise":
+        lines = _pointwise_report(frame, folder, suite.description)
+    elif suite.kind == "consistency":
+        lines = _consistency_report(frame, folder, suite.description)
     else:
-        lines = _mi_report(frame, folder, title)
+        lines = _mi_report(frame, folder, suite.description, suite.targets)
     path = folder / "REPORT.md"
     write_atomically(path, "\n".join(lines) + "\n")
     return path
@@ -298,16 +308,10 @@ def targets(
     return ["## Targets", "", *lines, "", _markdown(per), ""]
 
 
-# Suites with targets (others have none): keywords of ``targets``.
-TARGETS = {
-    "v1": {},
-    # the issue's images target: the best diffusion/flow estimator within tolerance on at
-    # least 80% of the 7 tasks (6), ahead of every peer
-    "images": {"required": 6, "total": 7, "candidates": ("minde-c", "minde-j", "rfmi")},
-}
-
-
-def _mi_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str]:
+def _mi_report(
+    frame: pd.DataFrame, folder: Path, title: str, target: dict | None = None
+) -> list[str]:
+    """``target``: keywords of ``targets`` (``None``: the suite has none)."""
     failed = frame[frame.error.fillna("") != ""]
     summary = summarise(frame)
     if summary.empty:
@@ -352,7 +356,7 @@ def _mi_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str]:
         "",
         _markdown(per),
         "",
-        *(targets(summary, **TARGETS[folder.name]) if folder.name in TARGETS else []),
+        *(targets(summary, **target) if target is not None else []),
         "## Estimates",
         "",
         _markdown(wide),

@@ -11,8 +11,8 @@ import pytest
 from benchmarks import forms, runner, suites
 from benchmarks.cli import main
 from benchmarks.estimators import build
-from benchmarks.report import TARGETS, targets, tolerance, write_report
-from benchmarks.suites import Job, Suite, get_suite
+from benchmarks.report import targets, tolerance, write_report
+from benchmarks.suites import BMI_PEERS, MIEST, OTHER_PEERS, Job, Suite, get_suite
 
 pytest.importorskip("bmi")
 
@@ -55,10 +55,12 @@ def test_job_keys_cover_miest_defaults_not_just_explicit_options(monkeypatch):
 
 
 def test_suites_know_their_jobs_and_reject_unknown_names():
-    assert len(get_suite("quick").jobs()) == 4 * 18
-    assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * 18
+    everyone = len(MIEST) + len(BMI_PEERS) + len(OTHER_PEERS)
+    assert len(get_suite("quick").jobs()) == 4 * everyone  # 4 tasks, every estimator
+    assert len(get_suite("v1").jobs()) == 40 * 2 * 3 * everyone  # 2 sizes, 3 seeds
     assert {job.kind for job in get_suite("pointwise").jobs()} == {"pointwise"}
-    assert len(get_suite("consistency").jobs()) == 12 * 12
+    consistency_tasks = len(get_suite("consistency").tasks)
+    assert len(get_suite("consistency").jobs()) == consistency_tasks * len(MIEST + BMI_PEERS)
     with pytest.raises(ValueError, match="unknown suite 'huge'"):
         get_suite("huge")
     with pytest.raises(ValueError, match="unknown estimators"):
@@ -239,12 +241,14 @@ def test_targets_name_the_best_miest_estimator_and_judge_both_targets():
     assert targets(_summary({"rfmi": 1}, 1, seconds).assign(n=5000)) == []
     # the images suite: 7 tasks, judged on the diffusion/flow estimators only
     images = _summary({"mine": 7, "rfmi": 6, "bmi-infonce": 5, "bmi-ksg": 2}, 7, seconds)
-    text = "\n".join(targets(images, **TARGETS["images"]))
+    text = "\n".join(targets(images, **get_suite("images").targets))
     assert "best miest estimator: `rfmi`" in text and "succeeds on 6 of 7 tasks" in text
     assert "at least 6 of 7" in text and "`bmi-infonce`: 5). Met." in text
     unfinished = images[~((images.estimator == "bmi-ksg") & (images.task != "t0"))]
-    assert "Open: 0 failures so far" in "\n".join(targets(unfinished, **TARGETS["images"]))
-    without_candidates = targets(images[images.estimator != "rfmi"], **TARGETS["images"])
+    assert "Open: 0 failures so far" in "\n".join(
+        targets(unfinished, **get_suite("images").targets)
+    )
+    without_candidates = targets(images[images.estimator != "rfmi"], **get_suite("images").targets)
     assert "Not judged yet" in "\n".join(without_candidates)
 
 
