@@ -273,10 +273,9 @@ def _merge(args) -> int:
 
 
 def _generate(args) -> int:
-    import json
-
-    from miest.files import save_image_atomically, write_atomically
+    from miest.files import save_image_atomically
     from t2i.adapters import load_pipeline
+    from t2i.dataset import write_metadata
     from t2i.finetune import load_adapter
     from t2i.generation import generate
     from t2i.selection import read_prompts
@@ -297,9 +296,7 @@ def _generate(args) -> int:
             name = f"images/{index:05d}_s{seed}.png"
             save_image_atomically(args.out / name, image)
             rows.append({"file_name": name, "text": prompt, "seed": seed, "mi": float(mi)})
-    lines = "".join(json.dumps(row) + "\n" for row in rows)
-    write_atomically(args.out / "metadata.jsonl", lines)
-    print(f"wrote {len(rows)} images and {args.out / 'metadata.jsonl'}")
+    print(f"wrote {len(rows)} images and {write_metadata(args.out, rows)}")
     return 0
 
 
@@ -321,8 +318,8 @@ def _evaluate(args) -> int:
         import json
 
         from miest.files import write_atomically
+        from t2i.dataset import read_dataset
         from t2i.evaluate import set_metrics
-        from t2i.finetune import read_dataset
 
         if not args.clip:
             raise ValueError("--reference needs --clip (CMMD and FD-CLIP use CLIP features)")

@@ -29,7 +29,7 @@ import torch
 
 from miest.files import write_atomically
 from t2i.adapters import default_device
-from t2i.finetune import read_dataset
+from t2i.dataset import read_dataset
 from t2i.score import as_adapter, score
 
 Scorer = Callable[[list[str], list], np.ndarray]

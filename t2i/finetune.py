@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from miest.files import write_atomically
 from miest.paths import training_target
 from t2i.adapters import Adapter
+from t2i.dataset import read_dataset
 from t2i.score import as_adapter
 
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
@@ -108,31 +109,6 @@ class FinetuneConfig:
                 }
             )
         )
-
-
-def read_dataset(folder: str | Path) -> tuple[list[Path], list[str], list[dict]]:
-    """Image paths, prompts and the metadata rows of a fine-tuning set folder."""
-    folder = Path(folder)
-    metadata = folder / "metadata.jsonl"
-    if not metadata.exists():
-        raise FileNotFoundError(f"{folder} is not a fine-tuning set: no metadata.jsonl")
-    rows = []
-    for number, line in enumerate(metadata.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            paths = folder / row["file_name"], str(row["text"])
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(
-                f"{metadata}:{number}: need a JSON object with file_name and text ({error})"
-            ) from None
-        if not paths[0].exists():
-            raise FileNotFoundError(f"{metadata}:{number}: no image at {paths[0]}")
-        rows.append(row)
-    if not rows:
-        raise ValueError(f"{metadata} lists no images")
-    return [folder / r["file_name"] for r in rows], [str(r["text"]) for r in rows], rows
 
 
 def add_adapter(adapter: Adapter, config: FinetuneConfig) -> None:
@@ -308,15 +284,30 @@ def save_adapter(adapter: Adapter, modules: dict[str, object], out: Path) -> Non
         arguments[f"{name}_lora_layers"] = state
         arguments[f"{name}_lora_adapter_metadata"] = module.peft_config["default"].to_dict()
     type(adapter.pipe).save_lora_weights(out, **arguments)
+    base = str(adapter.pipe.config.get("_name_or_path", "") or type(adapter.pipe).__name__)
+    write_adapter_info(
+        out, {"family": adapter.family, "base_model": base, "denoiser": _denoiser_shape(adapter)}
+    )
+
+
+def write_adapter_info(folder: Path, info: dict) -> None:
+    """The adapter's sidecar ``t2i_adapter.json``: family, base model and denoiser shape,
+    which ``load_adapter`` checks against the pipeline it loads into."""
+    write_atomically(Path(folder) / INFO, json.dumps(info, indent=1))
+
+
+def read_adapter_info(folder: Path) -> dict:
+    """The sidecar of an adapter saved by ``save_adapter`` (a clear error if absent)."""
+    path = Path(folder) / INFO
+    if not path.exists():
+        raise FileNotFoundError(f"{folder} holds no adapter from t2i finetune (no {INFO})")
+    return json.loads(path.read_text())
 
 
 def load_adapter(pipe, folder: str | Path) -> None:
     """Load an adapter written by ``finetune`` into ``pipe``, checking it fits the model."""
     folder = Path(folder)
-    info_path = folder / INFO
-    if not info_path.exists():
-        raise FileNotFoundError(f"{folder} holds no adapter from t2i finetune (no {INFO})")
-    info = json.loads(info_path.read_text())
+    info = read_adapter_info(folder)
     adapter = Adapter(pipe)
     if info["family"] != adapter.family or info["denoiser"] != _denoiser_shape(adapter):
         raise ValueError(
@@ -340,9 +331,7 @@ def merge_adapters(folders: list[str | Path], out: str | Path, weights=None) -> 
         raise ValueError("weights must be one non-negative number per adapter, summing to 1")
     infos, tensors, headers = [], [], []
     for folder in folders:
-        if not (folder / INFO).exists():
-            raise FileNotFoundError(f"{folder} holds no adapter from t2i finetune (no {INFO})")
-        infos.append(json.loads((folder / INFO).read_text()))
+        infos.append(read_adapter_info(folder))
         with safe_open(str(folder / WEIGHTS), framework="pt") as f:
             headers.append(f.metadata())
             tensors.append({key: f.get_tensor(key) for key in f.keys()})
@@ -360,7 +349,7 @@ def merge_adapters(folders: list[str | Path], out: str | Path, weights=None) -> 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_file(merged, str(out / WEIGHTS), metadata=headers[0])
-    write_atomically(out / INFO, json.dumps(infos[0], indent=1))
+    write_adapter_info(out, infos[0])
     sources = ", ".join(f"{w:.3g} x `{f}`" for w, f in zip(weights, folders, strict=True))
     write_atomically(out / "README.md", f"# Merged adapter\n\nParameter mean of {sources}.\n")
     return out
@@ -427,5 +416,3 @@ def _write_card(adapter, config, dataset, rows, losses, out: Path) -> None:
         ]
     )
     write_atomically(out / "README.md", text)
-    info = {"family": adapter.family, "base_model": base, "denoiser": _denoiser_shape(adapter)}
-    write_atomically(out / INFO, json.dumps(info, indent=1))

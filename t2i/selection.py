@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from miest.files import save_image_atomically, write_atomically
 from t2i.adapters import Adapter
+from t2i.dataset import write_metadata
 from t2i.generation import generate
 from t2i.score import as_adapter
 
@@ -141,7 +142,7 @@ def build_finetuning_set(
     state.wait_for_everyone()
     metadata = out / "metadata.jsonl"
     if state.is_main_process:
-        _write_metadata(out, len(prompts))
+        _collect_metadata(out, len(prompts))
     state.wait_for_everyone()
     return metadata
 
@@ -179,7 +180,8 @@ def _model_id(adapter: Adapter) -> str:
     return str(adapter.pipe.config.get("_name_or_path", "") or type(adapter.pipe).__name__)
 
 
-def _write_metadata(out: Path, n_prompts: int) -> None:
+def _collect_metadata(out: Path, n_prompts: int) -> None:
+    """``metadata.jsonl`` from every prompt's progress record."""
     rows = []
     for index in range(n_prompts):
         path = _progress_file(out, index)
@@ -197,4 +199,4 @@ def _write_metadata(out: Path, n_prompts: int) -> None:
                     "model": record["model"],
                 }
             )
-    write_atomically(out / "metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    write_metadata(out, rows)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import tiny_model_and_set
 
-from t2i import evaluate, finetune, score, tiny
+from t2i import dataset, evaluate, score, tiny
 from t2i.cli import main
 
 
@@ -53,7 +53,7 @@ def test_scores_every_image_with_each_scorer(setup):
     frame = evaluate.evaluate(root / "set", [mi, evaluate.CLIPScorer(root / "clip")])
     assert list(frame.columns) == ["file_name", "text", "mi_orthogonal", "clip_score"]
     assert len(frame) == 4 and frame.clip_score.between(0, 100).all()
-    paths, prompts, _ = finetune.read_dataset(root / "set")
+    paths, prompts, _ = dataset.read_dataset(root / "set")
     images = [Image.open(p).convert("RGB") for p in paths]
     expected = score(str(root / "model"), prompts, images, n_draws=4).orthogonal
     np.testing.assert_allclose(frame.mi_orthogonal, expected, rtol=1e-6)

@@ -11,7 +11,7 @@ from conftest import seeded_image, tiny_model_and_set
 from PIL import Image
 from safetensors.torch import load_file
 
-from t2i import adapters, finetune, tiny
+from t2i import adapters, dataset, finetune, tiny
 
 SIZE = {"height": 16, "width": 16}
 FAST = {"batch_size": 2, "gradient_accumulation": 1, "learning_rate": 1e-3}
@@ -47,7 +47,7 @@ def test_adapter_changes_the_model_and_reloads_exactly(models, family, kind, tmp
 def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
     adapter = adapters.Adapter(adapters.load_pipeline(models[family] / "model"))
     config = finetune.FinetuneConfig(steps=1, **FAST).resolved(family)
-    images, prompts, _ = finetune.read_dataset(models[family] / "set")
+    images, prompts, _ = dataset.read_dataset(models[family] / "set")
     latents = adapter.encode_images(images).float()
     conditions = adapter.encode_prompts(prompts)
     finetune.add_adapter(adapter, config)
@@ -144,18 +144,18 @@ def test_bad_input_is_a_clear_error(models, tmp_path):
     root = models["sd"]
     pipe = adapters.load_pipeline(root / "model")
     with pytest.raises(FileNotFoundError, match=r"no metadata\.jsonl"):
-        finetune.read_dataset(tmp_path)
+        dataset.read_dataset(tmp_path)
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "x.png"}\n')
     with pytest.raises(
         ValueError, match=r"metadata\.jsonl:1: need a JSON object with file_name and text"
     ):
-        finetune.read_dataset(tmp_path)
+        dataset.read_dataset(tmp_path)
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "x.png", "text": "a"}\n')
     with pytest.raises(FileNotFoundError, match="no image at"):
-        finetune.read_dataset(tmp_path)
+        dataset.read_dataset(tmp_path)
     (tmp_path / "metadata.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="lists no images"):
-        finetune.read_dataset(tmp_path)
+        dataset.read_dataset(tmp_path)
     bad = finetune.FinetuneConfig(target_modules=("to_nothing",), steps=1, **FAST)
     with pytest.raises(ValueError, match="cannot add the adapter to the sd model"):
         finetune.finetune(pipe, root / "set", tmp_path / "out", bad, progress=False)

@@ -19,7 +19,6 @@ fine-tunes are resumable).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from PIL import Image
 
 from miest.files import write_atomically
 from t2i.adapters import load_pipeline
+from t2i.dataset import read_dataset, write_metadata
 from t2i.finetune import INFO, FinetuneConfig, finetune
 from t2i.generation import generate
 from t2i.rounds import load_rounds, round_folder
@@ -208,14 +208,13 @@ class Experiment:
             pool = self.pool(arm, number, train_prompts)
             chosen = choose(pool, arm.selection, arm.keep, seed=number)
             pool_dir = (self.work / "pools" / arm.pool_key(number)).resolve()
-            lines = [
-                json.dumps({"file_name": str(pool_dir / f), "text": t, "mi": m, "score": s})
+            rows = [
+                {"file_name": str(pool_dir / f), "text": t, "mi": m, "score": s}
                 for f, t, m, s in zip(
                     chosen.file_name, chosen.prompt, chosen.mi, chosen.score, strict=True
                 )
             ]
-            (folder / "set").mkdir(parents=True, exist_ok=True)
-            write_atomically(folder / "set" / "metadata.jsonl", ("\n".join(lines) + "\n").encode())
+            write_metadata(folder / "set", rows)
             pipe = load_pipeline(self.model_dir(arm.family))
             load_rounds(pipe, out, number - 1)
             finetune(pipe, folder / "set", folder / "adapter", config, progress=progress)
@@ -241,7 +240,7 @@ class Experiment:
             batch_size=arm.images_per_prompt,
             progress=False,
         )
-        rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+        rows = read_dataset(folder)[2]
         frame = pd.DataFrame(
             {
                 "prompt": [r["text"] for r in rows],
