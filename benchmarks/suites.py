@@ -28,6 +28,10 @@ DIFFUSION = ("minde-c", "minde-j", "rfmi")
 # results/forms/v1_n10000_seed0.csv), so every row's options say which form it used.
 FORM = {name: {"form": "cross"} for name in DIFFUSION}
 UNKEYED = ("seed", "progress", "threads")  # in the key already, or without effect on results
+# Options added after jobs were cached, at the value that reproduces the behaviour from
+# before they existed: left out of the key at that value, so those jobs keep their keys
+# (any other value, including a later default, is keyed).
+NEUTRAL = {"condition_encoder": None}
 
 
 @lru_cache
@@ -39,7 +43,11 @@ def resolved_options(estimator: str, options: tuple[tuple[str, object], ...]) ->
     if estimator not in miest.available():
         return dict(options)
     parameters = miest.estimator(estimator, **dict(options)).parameters()
-    return {k: v for k, v in parameters.items() if k not in UNKEYED}
+    return {
+        k: v
+        for k, v in parameters.items()
+        if k not in UNKEYED and not (k in NEUTRAL and v == NEUTRAL[k])
+    }
 
 
 @dataclass(frozen=True)

@@ -344,3 +344,9 @@ def test_coverage_counts_seed_intervals_that_hold_the_truth(tmp_path):
     assert frame.set_index("estimator").covered.to_dict() == {"tight": False, "wide": True}
     table = coverage.summary(frame)
     assert table.loc[("wide", 100), "covered"] == 1.0 and table.loc[("tight", 100), "tasks"] == 1
+
+
+def test_options_at_their_neutral_value_keep_old_keys():
+    plain = Job("t", "rfmi", 0, 10).key
+    assert Job("t", "rfmi", 0, 10, (("condition_encoder", None),)).key == plain
+    assert Job("t", "rfmi", 0, 10, (("condition_encoder", "infonce"),)).key != plain

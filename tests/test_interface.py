@@ -191,3 +191,12 @@ def test_preconditioned_bottlenecked_fit_runs_and_repeats(sample):
     assert est.net_.embed is not None and est.net_.dim_y == 1  # x (2 columns) enters as 1
     assert est.mutual_information() == quick("rfmi", seed=2, **options).estimate(x, y)
     assert quick("minde-j", parametrisation="preconditioned").estimate(x, y) > -1
+
+
+def test_condition_encoder_conditions_on_an_infonce_embedding(sample):
+    x, y = sample
+    est = quick("rfmi", condition_encoder="infonce").fit(x, y)
+    assert est.encoder_(torch.zeros(3, 1)).shape == (3, 32)  # y is 1-D: 32 features
+    assert np.isfinite(est.pointwise(x[:5], y[:5])).all()
+    with pytest.raises(ValueError, match="condition_encoder must be None or 'infonce'"):
+        miest.estimator("minde-c", condition_encoder="pca")

@@ -154,6 +154,15 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             from memorising training pairs through a high-dimensional condition (on 64-pixel
             image pairs with the preconditioned parametrisation, ``k = 8`` cut the
             orthogonal form on independent pairs from 0.60 to 0.17 nats).
+        condition_encoder: ``None`` (the network sees the preprocessed condition) or
+            ``"infonce"``: the condition is first mapped to the 32-feature embedding that an
+            InfoNCE critic (``miest.estimators.variational.InfoNCE``, defaults) learns on the
+            same training split, and the estimate is the MI between the diffused variable
+            and that embedding, a lower bound on I(X; Y) (data processing) that leaves the
+            denoiser far less room to memorise training pairs. Measured on the image tasks
+            (n = 10,000, seed 0, preconditioned parametrisation, results/forms/): orthogonal
+            form within tolerance on 5 of the 7 against 3, and 0.33 nats on independent
+            pairs against 0.60. Roughly doubles the fit time.
     """
 
     path: Literal["vp", "rf"] = "vp"
@@ -161,6 +170,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
     condition: Literal["x", "y"] = "y"
     condition_dropout: float = 0.5
     condition_width: int | None = None
+    condition_encoder: Literal["infonce"] | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -176,6 +186,10 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             raise ValueError(
                 f"condition_width must be None or a positive integer, got {self.condition_width!r}"
             )
+        if self.condition_encoder not in (None, "infonce"):
+            raise ValueError(
+                f"condition_encoder must be None or 'infonce', got {self.condition_encoder!r}"
+            )
         if not 0 < self.condition_dropout < 1:
             raise ValueError(f"condition_dropout must be in (0, 1), got {self.condition_dropout}")
 
@@ -188,6 +202,11 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
 
     def _fit(self, x, y, x_test, y_test) -> TrainingLog:
         data, cond = self._roles(x, y)
+        data_test, cond_test = self._roles(x_test, y_test)
+        self.encoder_ = None
+        if self.condition_encoder == "infonce":
+            self.encoder_ = self._fit_encoder(data, cond, data_test, cond_test)
+            cond, cond_test = self._encoded(cond), self._encoded(cond_test)
         self.path_ = make_path(self.path)
         train_sampler = self._train_sampler()
         self.net_ = ConditionalDenoiser(
@@ -212,11 +231,24 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             weight = loss_weight(t, self.path_, self.parametrisation)
             return ((prediction - target).pow(2).sum(1) * weight).mean()
 
-        return self._train(self.net_, loss_fn, (data, cond), self._roles(x_test, y_test))
+        return self._train(self.net_, loss_fn, (data, cond), (data_test, cond_test))
+
+    def _fit_encoder(self, data, cond, data_test, cond_test) -> torch.nn.Module:
+        """The condition side of an InfoNCE critic trained on these (preprocessed) pairs."""
+        from miest.estimators.variational import InfoNCE
+
+        critic = InfoNCE(seed=self.seed, device=self.device, threads=None, progress=self.progress)
+        critic._fit(data, cond, data_test, cond_test)
+        return critic.net_.h.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def _encoded(self, cond: Tensor) -> Tensor:
+        return cond if self.encoder_ is None else self.encoder_(cond)
 
     def _integrand(self, x, y):
         data, cond = self._roles(x, y)
-        return conditional_predict(self.net_, cond), data, self.path_, self.parametrisation
+        predict = conditional_predict(self.net_, self._encoded(cond))
+        return predict, data, self.path_, self.parametrisation
 
 
 @dataclass(kw_only=True, eq=False)
