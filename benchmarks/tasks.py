@@ -41,8 +41,7 @@ class Task:
     @classmethod
     def from_arrays(cls, name: str, x, y, mutual_information: float = math.nan) -> Task:
         """A task that draws ``n`` of the given pairs without replacement (seeded)."""
-        x, y = np.asarray(x), np.asarray(y)
-        x, y = (x[:, None] if x.ndim == 1 else x), (y[:, None] if y.ndim == 1 else y)
+        x, y = np.asarray(x), np.asarray(y)  # 1-D columns are reshaped by ``sample``
         if len(x) != len(y):
             raise ValueError(f"task {name!r}: x has {len(x)} rows, y has {len(y)}")
 

@@ -6,6 +6,7 @@ message that names the problem instead of deep inside training.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,16 @@ def check_not_constant(a: np.ndarray, name: str) -> None:
         raise ValueError(
             f"{name} has constant columns {constant.tolist()}; they carry no information, drop them"
         )
+
+
+def check_positive_int(name: str, value, optional: bool = False) -> None:
+    """A count option: a positive integer (numpy integers too, never bools), or ``None``
+    when ``optional``."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        kind = "None or a positive integer" if optional else "a positive integer"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
 
 
 SMALL_SAMPLE = 1000  # fewer pairs than this draw a warning

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import numbers
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -32,6 +31,7 @@ from miest.data import (
     Preprocessor,
     check_not_constant,
     check_pair,
+    check_positive_int,
     data_warnings,
     split,
 )
@@ -60,6 +60,18 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def torch_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device that exists here: a clear error for unknown names and
+    for a GPU that torch does not see (instead of torch's assertion deep in training)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {str(device)!r}: {error}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked for, but torch sees no CUDA GPU")
+    return parsed
 
 
 class MIWarning(UserWarning):
@@ -183,23 +195,11 @@ class MIEstimator(ABC):
                 f"preprocess must be one of {sorted(PREPROCESSORS)}, got {self.preprocess!r}"
             )
         for name in ("steps", "batch_size", "hidden", "depth", "eval_every", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as error:
-            raise ValueError(f"unknown device {self.device!r}: {error}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA GPU")
-        if self.threads is not None and (
-            isinstance(self.threads, bool)
-            or not isinstance(self.threads, numbers.Integral)
-            or self.threads < 1
-        ):
-            raise ValueError(f"threads must be None or a positive integer, got {self.threads!r}")
+        torch_device(self.device)
+        check_positive_int("threads", self.threads, optional=True)
 
     # -- the public interface -------------------------------------------------
 
@@ -262,23 +262,21 @@ class MIEstimator(ABC):
             A null estimate clearly above 0 adds a warning. Doubles the cost.
 
         The fitted state is that of the first fit (seed ``seed``, real pairs)."""
-        if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
-            raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
+        check_positive_int("n_repeats", n_repeats)
         start = time.perf_counter()
         x, y = check_pair(x, y, self.min_samples)
         runs = [self._run(x, y)]
         runs += [
             dataclasses.replace(self, seed=self.seed + i)._run(x, y) for i in range(1, n_repeats)
         ]
+        estimates = [run["estimate"] for run in runs]
         info = runs[0] | {
             "n_repeats": n_repeats,
-            "repeats": [run["estimate"] for run in runs],
-            "interval": student_interval([run["estimate"] for run in runs])
-            if n_repeats > 1
-            else None,
+            "repeats": estimates,
+            "interval": student_interval(estimates) if n_repeats > 1 else None,
             "warnings": list(dict.fromkeys(w for run in runs for w in run["warnings"])),
         }
-        estimate = float(np.mean(info["repeats"]))
+        estimate = float(np.mean(estimates))
         if null:
             nulls = []
             for i in range(n_repeats):

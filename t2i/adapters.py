@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from miest.interface import torch_device
 from miest.paths import DiscreteSchedulePath, GaussianPath, LinearFlowPath
 
 FAMILIES = ("sd", "sdxl", "sd3")
@@ -75,15 +76,7 @@ def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 
 def as_device(device: str | torch.device | None) -> torch.device:
     """A torch device (``None``: ``default_device()``), checked to exist here."""
-    if device is None:
-        return default_device()
-    try:
-        device = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(f"unknown device {str(device)!r}: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} asked for, but torch sees no CUDA GPU")
-    return device
+    return default_device() if device is None else torch_device(device)
 
 
 def load_pipeline(

@@ -12,7 +12,6 @@ parametrisation and the time samplers.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Literal
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from miest.data import check_positive_int
 from miest.integrate import FORMS, PointwiseMI, Predict, conditional_predict, pointwise_mi
 from miest.interface import MIEstimator, with_threads
 from miest.nets import ConditionalDenoiser
@@ -92,12 +92,7 @@ class IntegralEstimator(MIEstimator):
             sampler.check_path(path)
         if self.form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {self.form!r}")
-        if (
-            isinstance(self.n_draws, bool)
-            or not isinstance(self.n_draws, numbers.Integral)
-            or self.n_draws < 1
-        ):
-            raise ValueError(f"n_draws must be a positive integer, got {self.n_draws!r}")
+        check_positive_int("n_draws", self.n_draws)
 
     def _path_name(self) -> str:
         """The Gaussian path the estimator diffuses on (``miest.paths.make_path``)."""
@@ -180,14 +175,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
         check_parametrisation(self.parametrisation)
         if self.condition not in ("x", "y"):
             raise ValueError(f"condition must be 'x' or 'y', got {self.condition!r}")
-        if self.condition_width is not None and (
-            isinstance(self.condition_width, bool)
-            or not isinstance(self.condition_width, numbers.Integral)
-            or self.condition_width < 1
-        ):
-            raise ValueError(
-                f"condition_width must be None or a positive integer, got {self.condition_width!r}"
-            )
+        check_positive_int("condition_width", self.condition_width, optional=True)
         if self.condition_encoder not in (None, "infonce"):
             raise ValueError(
                 f"condition_encoder must be None or 'infonce', got {self.condition_encoder!r}"
