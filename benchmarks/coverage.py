@@ -22,11 +22,17 @@ import pandas as pd
 
 from benchmarks.report import tolerance
 from benchmarks.rows import ResumableRows
+from benchmarks.suites import resolved_options
 from benchmarks.tasks import get_task
 from miest import estimator
 from miest.interface import student_interval
 
-IDENTITY = ["task", "estimator", "n", "seed", "n_repeats"]
+
+def row_key(task: str, est_name: str, n: int, seed: int, k: int, null: bool) -> str:
+    """The resume key of one task's row: its settings and the estimator's resolved
+    hyper-parameters (``benchmarks.suites.resolved_options``)."""
+    config = {"task": task, "estimator": est_name, "n": n, "seed": seed, "n_repeats": k}
+    return ResumableRows.key(config | {"null": null, "options": resolved_options(est_name, ())})
 
 
 def coverage_row(task_name: str, est_name: str, n: int, seed: int, k: int, null: bool) -> dict:
@@ -111,13 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     from bmi.benchmark import BENCHMARK_TASKS
 
     torch.set_num_threads(args.threads)
-    rows = ResumableRows(args.csv, IDENTITY)
+    rows = ResumableRows(args.csv)
     for task_name in args.tasks or list(BENCHMARK_TASKS):
         for est_name in args.estimators:
-            if (task_name, est_name, args.n, args.seed, args.n_repeats) in rows:
+            key = row_key(task_name, est_name, args.n, args.seed, args.n_repeats, args.null)
+            if key in rows:
                 continue
             row = coverage_row(task_name, est_name, args.n, args.seed, args.n_repeats, args.null)
-            rows.append(row)
+            rows.append(row | {"key": key})
             print(
                 f"{task_name:42s} {est_name:8s} truth {row['truth']:.3f} estimate "
                 f"{row['estimate']:.3f} [{row['low']:.3f}, {row['high']:.3f}] "

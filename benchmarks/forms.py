@@ -10,8 +10,10 @@ tasks of the consistency suite.
 A variant is a named set of hyper-parameters, ``--variant long:steps=12000,patience=12``
 (values are read as JSON where they parse, so ``null`` is ``None``); ``default`` is the
 estimator's defaults. With ``--csv`` every fit is appended to the file as it finishes
-(written atomically) and a rerun skips the (task, estimator, variant, seed) rows already
-there, so a long run resumes. Printed, not asserted: it informs the choice of defaults.
+(written atomically) with the key of its settings (``row_key``: task, size, seed, variant
+and every resolved hyper-parameter), and a rerun skips the keys already there, so a long
+run resumes and a changed default is refitted. Printed, not asserted: it informs the
+choice of defaults.
 """
 
 from __future__ import annotations
@@ -29,13 +31,12 @@ import torch
 from benchmarks import consistency, images
 from benchmarks.report import tolerance
 from benchmarks.rows import ResumableRows
-from benchmarks.suites import QUICK
+from benchmarks.suites import QUICK, resolved_options
 from benchmarks.tasks import get_task
 from miest import estimator
 from miest.integrate import FORMS
 
 CONSISTENCY_TASKS = ("independent-r8", "baseline-r4")
-IDENTITY = ["task", "estimator", "variant", "seed"]
 
 
 def tasks(
@@ -75,6 +76,14 @@ def parse_variant(text: str) -> tuple[str, dict]:
     if not name or (spec and name == "default"):
         raise argparse.ArgumentTypeError(f"variant {text!r}: name it, as in long:steps=12000")
     return name, options
+
+
+def row_key(task: str, n: int, seed: int, est_name: str, variant: str, options: dict) -> str:
+    """The resume key of one fit: the task, size, seed, variant and every hyper-parameter
+    of the estimator, defaults resolved (``benchmarks.suites.resolved_options``)."""
+    resolved = resolved_options(est_name, tuple(sorted(options.items())))
+    config = {"task": task, "n": n, "seed": seed, "estimator": est_name, "variant": variant}
+    return ResumableRows.key(config | {"options": resolved})
 
 
 def fit_row(est_name: str, variant: str, options: dict, seed: int, x, y) -> dict:
@@ -129,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for est_name in args.estimators:  # bad names or options fail here, not after hours
         for options in variants.values():
             estimator(est_name, **options)
-    rows = ResumableRows(args.csv, IDENTITY)
+    rows = ResumableRows(args.csv)
     print(
         f"{'task':42s} {'estimator':9s} {'variant':10s} seed {'reference':>17s} "
         + " ".join(f"{f:>10s}" for f in FORMS)
@@ -138,10 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, x, y, reference, kind in tasks(args.tasks, args.n, seed):
             for est_name in args.estimators:
                 for variant, options in variants.items():
-                    if (name, est_name, variant, seed) in rows:
+                    key = row_key(name, args.n, seed, est_name, variant, options)
+                    if key in rows:
                         continue
                     row = {"task": name, "n": args.n, kind: reference}
-                    row |= fit_row(est_name, variant, options, seed, x, y)
+                    row |= fit_row(est_name, variant, options, seed, x, y) | {"key": key}
                     rows.append(row)
                     print(
                         f"{name:42s} {est_name:9s} {variant:10s} {seed:4d} {kind:>11s} "

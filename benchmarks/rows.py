@@ -1,5 +1,6 @@
-"""A resumable CSV of result rows: each row is written (atomically) as it finishes, and a
-rerun skips the rows whose identity columns are already in the file."""
+"""A resumable CSV of result rows: each row is written (atomically) as it finishes, under
+the ``key`` of its job (``miest.files.config_key`` of everything the row depends on,
+defaults resolved), and a rerun skips the rows whose key is already in the file."""
 
 from __future__ import annotations
 
@@ -7,29 +8,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from miest.files import write_atomically
+from miest.files import config_key, write_atomically
 
 
 class ResumableRows:
-    """Rows identified by the columns ``identity``, kept in ``path`` (or only in memory
-    when ``path`` is ``None``)."""
+    """Rows with a ``key`` column, kept in ``path`` (or only in memory when ``path`` is
+    ``None``)."""
 
-    def __init__(self, path: Path | None, identity: list[str]):
-        self.path, self.identity = path, identity
+    def __init__(self, path: Path | None):
+        self.path = path
         self.rows = pd.read_csv(path).to_dict("records") if path and path.exists() else []
-        if self.rows and not set(identity) <= set(self.rows[0]):
-            raise SystemExit(f"{path} lacks the columns {identity} to resume from; use a new file")
-        self._done = {self._key(row) for row in self.rows}
+        if self.rows and "key" not in self.rows[0]:
+            raise SystemExit(f"{path} has no key column to resume from; use a new file")
+        self._done = {row["key"] for row in self.rows}
 
-    def _key(self, row: dict) -> tuple:
-        return tuple(row[k] for k in self.identity)
+    @staticmethod
+    def key(config: dict) -> str:
+        """The key of a row computed from ``config`` (every setting it depends on)."""
+        return config_key(config)
 
-    def __contains__(self, key: tuple) -> bool:
+    def __contains__(self, key: str) -> bool:
         return key in self._done
 
     def append(self, row: dict) -> None:
+        """Add a finished row (it carries its ``key``) and rewrite the file."""
         self.rows.append(row)
-        self._done.add(self._key(row))
+        self._done.add(row["key"])
         if self.path:
             write_atomically(self.path, self.frame().to_csv(index=False))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -12,6 +10,7 @@ from pathlib import Path
 import miest
 from benchmarks import consistency, images, pointwise
 from benchmarks.estimators import BUILDERS
+from miest.files import job_key
 
 MIEST = ["minde-c", "minde-j", "rfmi", "mine", "infonce", "nwj"]
 BMI_PEERS = ["bmi-ksg", "bmi-cca", "bmi-mine", "bmi-infonce", "bmi-nwj", "bmi-dv"]
@@ -68,9 +67,7 @@ class Job:
         """A stable file-name-safe identity, used as the cache key; it covers the
         estimator's resolved hyper-parameters (``resolved_options``)."""
         identity = asdict(self) | {"options": resolved_options(self.estimator, self.options)}
-        text = json.dumps(identity, sort_keys=True, default=str)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-        return f"{self.task}__{self.estimator}__s{self.seed}__n{self.n}__{digest}"
+        return job_key(f"{self.task}__{self.estimator}__s{self.seed}__n{self.n}", identity)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from t2i import generate, score, tiny
-from t2i.adapters import Adapter, as_dtype
+from t2i.families import model_for
+from t2i.loading import as_dtype
 
 PROMPTS = ["a red circle and a blue square", "three green triangles"] * 4
 
@@ -63,7 +64,7 @@ def measure(
     pipe.set_progress_bar_config(disable=True)
     if full:
         size = tiny.FULL_DENOISERS[family]["sample_size"] * pipe.vae_scale_factor
-    adapter = Adapter(pipe)
+    model = model_for(pipe)
     options = {"num_inference_steps": steps, "guidance_scale": 5.0, "height": size, "width": size}
     seeds = list(range(len(PROMPTS)))
 
@@ -72,10 +73,10 @@ def measure(
         pipe(PROMPTS, generator=generators, output_type="latent", **options)
 
     def with_mi():
-        generate(adapter, PROMPTS, seeds, output_type="latent", **options)
+        generate(model, PROMPTS, seeds, output_type="latent", **options)
 
     images = np.random.default_rng(0).uniform(size=(len(PROMPTS), size, size, 3))
-    (scoring,) = _median_seconds([lambda: score(adapter, PROMPTS, images, n_draws=draws)], repeats)
+    (scoring,) = _median_seconds([lambda: score(model, PROMPTS, images, n_draws=draws)], repeats)
     base, mi = _median_seconds([plain, with_mi], repeats)
     return {
         "family": family,

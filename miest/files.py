@@ -1,10 +1,22 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Files of long jobs: atomic writes (a reader sees the old file or the new one, never half
+of one) and cache keys (a job's file is named by a hash of its full resolved
+configuration, defaults included, so a changed setting or default misses the cache
+instead of reusing a stale result; a rerun skips the jobs whose file exists).
+
+Every cache and resumable table of the project keys its jobs with :func:`job_key` or
+:func:`config_key`: benchmark jobs (``benchmarks.suites.Job.key``), resumable result rows
+(``benchmarks.rows``), the toy study's arms and pools (``t2i.toy.experiment``) and a
+fine-tuning set being built (``t2i.selection``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -24,3 +36,15 @@ def save_image_atomically(path: Path, image, format: str = "PNG") -> None:
     buffer = io.BytesIO()
     image.save(buffer, format=format)
     write_atomically(path, buffer.getvalue())
+
+
+def config_key(config: Mapping[str, object]) -> str:
+    """12 hex digits of SHA-256 over ``config`` as JSON (keys sorted; other values by ``str``)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def job_key(name: str, config: Mapping[str, object]) -> str:
+    """A file-name-safe job key: a readable ``name`` and the ``config_key`` of ``config``,
+    which must hold every setting the result depends on (defaults resolved)."""
+    return f"{name}__{config_key(config)}"

@@ -9,8 +9,21 @@
 ``t2i.score:POINTWISE`` (``pyproject.toml``), without importing ``t2i`` first.
 """
 
-from t2i.adapters import Adapter, detect_family, load_pipeline
+from t2i.families import FAMILIES, DiffusersModel, SD3Model, SDModel, SDXLModel, model_for
 from t2i.generation import Generation, generate
+from t2i.loading import as_model, load_pipeline
 from t2i.score import score
 
-__all__ = ["Adapter", "Generation", "detect_family", "generate", "load_pipeline", "score"]
+__all__ = [
+    "FAMILIES",
+    "DiffusersModel",
+    "Generation",
+    "SD3Model",
+    "SDModel",
+    "SDXLModel",
+    "as_model",
+    "generate",
+    "load_pipeline",
+    "model_for",
+    "score",
+]

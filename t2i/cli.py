@@ -146,7 +146,7 @@ def _training_options(tune) -> None:
 
 
 def _score(args) -> int:
-    from t2i.adapters import load_pipeline
+    from t2i.loading import load_pipeline
     from t2i.score import score
 
     missing = [str(path) for path in args.images if not path.is_file()]
@@ -176,7 +176,7 @@ def _build(args) -> int:
     print(settings)
     if args.dry_run:
         return 0
-    from t2i.adapters import load_pipeline
+    from t2i.loading import load_pipeline
 
     size = {key: value for key in ("height", "width") if (value := getattr(args, key))}
     metadata = selection.build_finetuning_set(
@@ -216,8 +216,8 @@ def _config(args):
 
 
 def _finetune(args) -> int:
-    from t2i.adapters import load_pipeline
     from t2i.finetune import finetune
+    from t2i.loading import load_pipeline
 
     out = finetune(load_pipeline(args.model), args.data, args.out, _config(args))
     print(f"wrote {out} (load with t2i.finetune.load_adapter(pipe, folder))")
@@ -244,8 +244,8 @@ def _tune(args) -> int:
 
 
 def _sweep(args) -> int:
-    from t2i.adapters import load_pipeline
     from t2i.finetune import load_adapter
+    from t2i.loading import load_pipeline
     from t2i.selection import read_prompts
     from t2i.sweep import guidance_sweep
 
@@ -274,10 +274,10 @@ def _merge(args) -> int:
 
 def _generate(args) -> int:
     from miest.files import save_image_atomically
-    from t2i.adapters import load_pipeline
     from t2i.dataset import write_metadata
     from t2i.finetune import load_adapter
     from t2i.generation import generate
+    from t2i.loading import load_pipeline
     from t2i.selection import read_prompts
 
     pipe = load_pipeline(args.model, args.device, args.dtype)
@@ -305,8 +305,8 @@ def _evaluate(args) -> int:
 
     scorers = []
     if args.model:
-        from t2i.adapters import load_pipeline
         from t2i.finetune import load_adapter
+        from t2i.loading import load_pipeline
 
         pipe = load_pipeline(args.model, args.device, args.dtype)
         if args.adapter:

@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 
 from miest.files import write_atomically
-from t2i.adapters import default_device
 from t2i.dataset import read_dataset
-from t2i.score import as_adapter, score
+from t2i.loading import as_model, default_device
+from t2i.score import score
 
 Scorer = Callable[[list[str], list], np.ndarray]
 
@@ -39,11 +39,11 @@ class MIScorer:
     """Point-wise MI (nats) of each (prompt, image) under ``model``."""
 
     def __init__(self, model, n_draws: int = 32, form: str = "orthogonal", seed: int = 0):
-        self.adapter, self.n_draws, self.form, self.seed = as_adapter(model), n_draws, form, seed
+        self.model, self.n_draws, self.form, self.seed = as_model(model), n_draws, form, seed
         self.name = f"mi_{form}"
 
     def __call__(self, prompts: list[str], images: list) -> np.ndarray:
-        result = score(self.adapter, prompts, images, n_draws=self.n_draws, seed=self.seed)
+        result = score(self.model, prompts, images, n_draws=self.n_draws, seed=self.seed)
         return result.values(self.form)
 
 

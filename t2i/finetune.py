@@ -35,31 +35,20 @@ from tqdm.auto import tqdm
 
 from miest.files import write_atomically
 from miest.paths import training_target
-from t2i.adapters import Adapter
 from t2i.dataset import read_dataset
-from t2i.score import as_adapter
+from t2i.families import DiffusersModel, model_for
+from t2i.loading import as_model
 
-UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
-SD3_TARGETS = (
-    *UNET_TARGETS,
-    "add_q_proj",
-    "add_k_proj",
-    "add_v_proj",
-    "to_add_out",
-    "ff_context.net.0.proj",
-    "ff_context.net.2",
-)
 INFO = "t2i_adapter.json"
 WEIGHTS = "pytorch_lora_weights.safetensors"
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")  # CLIP encoders; SD3's T5 stays frozen
-LEARNING_RATES = {"sd": 1e-4, "sdxl": 1e-4, "sd3": 5e-6}
-STEPS = {"sd": 300, "sdxl": 300, "sd3": 2000}
 
 
 @dataclass
 class FinetuneConfig:
-    """Hyper-parameters; ``None`` means the family's default from the papers."""
+    """Hyper-parameters; ``None`` means the family's default from the papers (the class
+    attributes ``learning_rate``, ``steps`` and ``lora_targets`` of ``t2i.families``)."""
 
     adapter: str = "dora"  # "dora" or "lora"
     rank: int = 32
@@ -81,8 +70,8 @@ class FinetuneConfig:
     gradient_checkpointing: bool = False  # less memory (1024² models), same result, slower
     seed: int = 0
 
-    def resolved(self, family: str) -> FinetuneConfig:
-        """A copy with every ``None`` replaced by the family's default, checked."""
+    def resolved(self, model: DiffusersModel | type[DiffusersModel]) -> FinetuneConfig:
+        """A copy with every ``None`` replaced by the defaults of ``model``'s family, checked."""
         if self.adapter not in ("dora", "lora"):
             raise ValueError(f"adapter must be 'dora' or 'lora', got {self.adapter!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
@@ -98,24 +87,24 @@ class FinetuneConfig:
             raise ValueError(
                 "rank, batch_size, gradient_accumulation, checkpoint_every must be >= 1"
             )
-        targets = self.target_modules or (SD3_TARGETS if family == "sd3" else UNET_TARGETS)
+        targets = self.target_modules or model.lora_targets
         return FinetuneConfig(
             **(
                 asdict(self)
                 | {
                     "target_modules": tuple(targets),
-                    "learning_rate": self.learning_rate or LEARNING_RATES[family],
-                    "steps": self.steps or STEPS[family],
+                    "learning_rate": self.learning_rate or model.learning_rate,
+                    "steps": self.steps or model.steps,
                 }
             )
         )
 
 
-def add_adapter(adapter: Adapter, config: FinetuneConfig) -> None:
+def add_adapter(model: DiffusersModel, config: FinetuneConfig) -> None:
     """Freeze the pipeline and add a LoRA/DoRA adapter to its denoiser."""
     from peft import LoraConfig
 
-    pipe = adapter.pipe
+    pipe = model.pipe
     for name in ("unet", "transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
         module = getattr(pipe, name, None)
         if module is not None:
@@ -130,8 +119,8 @@ def add_adapter(adapter: Adapter, config: FinetuneConfig) -> None:
     try:
         with torch.random.fork_rng(devices=[]):  # the initial A matrices depend on the seed only
             torch.manual_seed(config.seed)
-            adapter.denoiser.add_adapter(lora)
-            for _, encoder in trained_encoders(adapter, config):
+            model.denoiser.add_adapter(lora)
+            for _, encoder in trained_encoders(model, config):
                 encoder.add_adapter(
                     LoraConfig(
                         r=config.rank,
@@ -141,52 +130,38 @@ def add_adapter(adapter: Adapter, config: FinetuneConfig) -> None:
                     )
                 )
     except ValueError as error:
-        raise ValueError(f"cannot add the adapter to the {adapter.family} model: {error}") from None
+        raise ValueError(f"cannot add the adapter to the {model.family} model: {error}") from None
 
 
-def trained_encoders(adapter: Adapter, config: FinetuneConfig) -> list[tuple[str, object]]:
+def trained_encoders(model: DiffusersModel, config: FinetuneConfig) -> list[tuple[str, object]]:
     """``(name, module)`` of the text encoders that get adapters (none by default)."""
     if not config.train_text_encoder:
         return []
-    found = [(name, getattr(adapter.pipe, name, None)) for name in TEXT_ENCODERS]
+    found = [(name, getattr(model.pipe, name, None)) for name in TEXT_ENCODERS]
     return [(name, module) for name, module in found if module is not None]
 
 
-def _trained_modules(adapter: Adapter, config: FinetuneConfig) -> dict[str, object]:
-    prefix = "transformer" if adapter.family == "sd3" else "unet"
-    return {prefix: adapter.denoiser, **dict(trained_encoders(adapter, config))}
+def _trained_modules(model: DiffusersModel, config: FinetuneConfig) -> dict[str, object]:
+    return {model.denoiser_name: model.denoiser, **dict(trained_encoders(model, config))}
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-def _draw_times(adapter: Adapter, config: FinetuneConfig, n: int, generator) -> torch.Tensor:
-    """Path times of one batch (float64): integer timesteps for DDPM, flow times for SD3."""
-    if adapter.family == "sd3":
-        if config.flow_times == "uniform":
-            sigma = torch.rand(n, generator=generator, dtype=torch.float64)
-        else:
-            sigma = torch.sigmoid(torch.randn(n, generator=generator, dtype=torch.float64))
-        return 1.0 - sigma
-    lo, hi = config.timestep_range
-    timestep = torch.randint(lo, min(hi, adapter.path.steps), (n,), generator=generator)
-    return adapter.time(timestep)
-
-
 def loss_on_batch(
-    adapter: Adapter, x: torch.Tensor, conditions: dict, config: FinetuneConfig, generator
+    model: DiffusersModel, x: torch.Tensor, conditions: dict, config: FinetuneConfig, generator
 ) -> torch.Tensor:
     """The model's own loss (MSE to its training target) on latents ``x`` (b, c, h, w) with
     their text ``conditions`` (denoiser keyword arguments, batch b)."""
     # drawn on the CPU generator, so a seed gives the same draws on every device
-    t = _draw_times(adapter, config, len(x), generator).to(x.device)
+    t = model.training_times(len(x), generator, config).to(x.device)
     eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-    path, parametrisation = adapter.path, adapter.parametrisation
+    path, parametrisation = model.path, model.parametrisation
     x_t = path.noisy(x.double(), eps.double(), t).to(x.dtype)
     target = training_target(x.double(), eps.double(), t, path, parametrisation).to(x.dtype)
-    timestep = adapter.timestep(t).to(torch.float32)  # not the model's dtype: see Adapter
-    output = adapter.to_path_output(adapter(x_t.to(adapter.dtype), timestep, conditions))
+    timestep = model.timestep(t).to(torch.float32)  # float32: see DiffusersModel.predict
+    output = model.to_path_output(model(x_t.to(model.dtype), timestep, conditions))
     return torch.nn.functional.mse_loss(output.float(), target.float())
 
 
@@ -202,22 +177,22 @@ def finetune(
     from accelerate import Accelerator
     from diffusers.training_utils import cast_training_params
 
-    adapter = as_adapter(model)
-    config = (config or FinetuneConfig()).resolved(adapter.family)
+    model = as_model(model)
+    config = (config or FinetuneConfig()).resolved(model)
     images, prompts, rows = read_dataset(dataset)
     out = Path(out)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
-    adapter.pipe.to(accelerator.device)
+    model.to(accelerator.device)
     with torch.no_grad():
-        latents = adapter.encode_images(images).float()
-        conditions = adapter.encode_prompts(prompts)
-    add_adapter(adapter, config)
-    modules = _trained_modules(adapter, config)
+        latents = model.encode_images(images).float()
+        conditions = model.encode_prompts(prompts)
+    add_adapter(model, config)
+    modules = _trained_modules(model, config)
     # adapters train in float32 even on a half-precision model: peft creates them in the
     # model's dtype, where AdamW's small updates vanish and fp16 gradients cannot be unscaled
     cast_training_params(list(modules.values()), torch.float32)
     if config.gradient_checkpointing:
-        adapter.denoiser.enable_gradient_checkpointing()
+        model.denoiser.enable_gradient_checkpointing()
     params = [p for m in modules.values() for p in m.parameters() if p.requires_grad]
     optimizer = accelerator.prepare(
         torch.optim.AdamW(
@@ -239,12 +214,12 @@ def finetune(
         for _ in range(config.gradient_accumulation):
             batch = torch.randint(len(images), (config.batch_size,), generator=generator)
             if config.train_text_encoder:  # encode again, through the adapted encoders
-                texts = adapter.encode_prompts([prompts[i] for i in batch], grad=True)
+                texts = model.encode_prompts([prompts[i] for i in batch], grad=True)
                 batch_conditions = texts.with_prompt
             else:
                 batch_conditions = {k: v[batch] for k, v in conditions.with_prompt.items()}
             with accelerator.autocast():
-                loss = loss_on_batch(adapter, latents[batch], batch_conditions, config, generator)
+                loss = loss_on_batch(model, latents[batch], batch_conditions, config, generator)
             accelerator.backward(loss / config.gradient_accumulation)
             total = total + loss.detach() / config.gradient_accumulation  # no host sync
         total = float(total)
@@ -263,13 +238,13 @@ def finetune(
     for module in modules.values():
         module.eval()
     if accelerator.is_main_process:
-        save_adapter(adapter, modules, out)
-        _write_card(adapter, config, dataset, rows, losses, out)
+        save_adapter(model, modules, out)
+        _write_card(model, config, dataset, rows, losses, out)
     accelerator.wait_for_everyone()
     return out
 
 
-def save_adapter(adapter: Adapter, modules: dict[str, object], out: Path) -> None:
+def save_adapter(model: DiffusersModel, modules: dict[str, object], out: Path) -> None:
     """Save in the format ``pipe.load_lora_weights(out)`` reads, with the LoRA configs.
 
     ``modules``: ``{"unet" or "transformer": denoiser, "text_encoder": ..., ...}``."""
@@ -283,10 +258,9 @@ def save_adapter(adapter: Adapter, modules: dict[str, object], out: Path) -> Non
             state = convert_state_dict_to_diffusers(state)
         arguments[f"{name}_lora_layers"] = state
         arguments[f"{name}_lora_adapter_metadata"] = module.peft_config["default"].to_dict()
-    type(adapter.pipe).save_lora_weights(out, **arguments)
-    base = str(adapter.pipe.config.get("_name_or_path", "") or type(adapter.pipe).__name__)
+    type(model.pipe).save_lora_weights(out, **arguments)
     write_adapter_info(
-        out, {"family": adapter.family, "base_model": base, "denoiser": _denoiser_shape(adapter)}
+        out, {"family": model.family, "base_model": model.name, "denoiser": _denoiser_shape(model)}
     )
 
 
@@ -308,11 +282,11 @@ def load_adapter(pipe, folder: str | Path) -> None:
     """Load an adapter written by ``finetune`` into ``pipe``, checking it fits the model."""
     folder = Path(folder)
     info = read_adapter_info(folder)
-    adapter = Adapter(pipe)
-    if info["family"] != adapter.family or info["denoiser"] != _denoiser_shape(adapter):
+    model = model_for(pipe)
+    if info["family"] != model.family or info["denoiser"] != _denoiser_shape(model):
         raise ValueError(
             f"the adapter in {folder} was trained for a {info['family']} model "
-            f"({info['base_model']}); this pipeline is a different {adapter.family} model"
+            f"({info['base_model']}); this pipeline is a different {model.family} model"
         )
     pipe.load_lora_weights(folder)
 
@@ -355,10 +329,10 @@ def merge_adapters(folders: list[str | Path], out: str | Path, weights=None) -> 
     return out
 
 
-def _denoiser_shape(adapter: Adapter) -> dict:
+def _denoiser_shape(model: DiffusersModel) -> dict:
     """What an adapter depends on: the denoiser's class and its configuration."""
-    config = {k: v for k, v in adapter.denoiser.config.items() if not k.startswith("_")}
-    return json.loads(json.dumps({"class": type(adapter.denoiser).__name__, **config}, default=str))
+    config = {k: v for k, v in model.denoiser.config.items() if not k.startswith("_")}
+    return json.loads(json.dumps({"class": type(model.denoiser).__name__, **config}, default=str))
 
 
 def _checkpoint(modules: dict, optimizer, out: Path, step: int, losses: list[float]) -> None:
@@ -388,7 +362,9 @@ def _resume(modules: dict, optimizer, out: Path) -> tuple[int, list[float]]:
     return state["step"], list(state["losses"])
 
 
-def _write_card(adapter, config, dataset, rows, losses, out: Path) -> None:
+def _write_card(
+    model: DiffusersModel, config: FinetuneConfig, dataset, rows, losses, out: Path
+) -> None:
     mi = np.array([r["mi"] for r in rows if "mi" in r], dtype=float)
     stats = (
         f"MI of the selected images (nats): mean {mi.mean():.3f}, min {mi.min():.3f}, "
@@ -396,13 +372,12 @@ def _write_card(adapter, config, dataset, rows, losses, out: Path) -> None:
         if len(mi)
         else "no MI recorded in the set"
     )
-    base = str(adapter.pipe.config.get("_name_or_path", "") or type(adapter.pipe).__name__)
     settings = asdict(config)
     text = "\n".join(
         [
             f"# {config.adapter.upper()} adapter (miest t2i fine-tune)",
             "",
-            f"- base model: `{base}` ({adapter.family}, {type(adapter.pipe).__name__})",
+            f"- base model: `{model.name}` ({model.family}, {type(model.pipe).__name__})",
             f"- data: `{dataset}`: {len(rows)} images, {len({r['text'] for r in rows})} prompts",
             f"- {stats}",
             f"- final training loss: {losses[-1]:.4f}" if losses else "- no training steps",

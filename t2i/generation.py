@@ -2,7 +2,7 @@
 
 With classifier-free guidance the pipeline evaluates its denoiser on the batch
 ``[without prompt, with prompt]`` at every step. A forward hook reads both halves,
-converts them to noise predictions on miest's path (``t2i.adapters``) and keeps, per
+converts them to noise predictions on miest's path (``t2i.families``) and keeps, per
 image and step, the integrand ``||eps_c - eps_u||^2``. The images are untouched.
 
 The per-step terms are then combined into the orthogonal point-wise MI (nats):
@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 
 from miest.paths import GaussianPath, to_eps
-from t2i.adapters import Adapter
-from t2i.score import TRUNCATION, as_adapter
+from t2i.families import DiffusersModel
+from t2i.loading import as_model
+from t2i.score import TRUNCATION
 
 WEIGHTINGS = ("quadrature", "reference")
 
@@ -100,32 +101,32 @@ def generate(
             "MI during generation needs classifier-free guidance (guidance_scale > 1): "
             "without it the pipeline never evaluates the unconditional denoiser"
         )
-    adapter = as_adapter(model)
+    model = as_model(model)
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts:
         raise ValueError("no prompts given")
     seeds = list(range(seeds, seeds + len(prompts))) if isinstance(seeds, int) else list(seeds)
     if len(seeds) != len(prompts):
         raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
-    record = _Recorder(adapter, len(prompts), keep_trajectory)
-    handle = adapter.denoiser.register_forward_hook(record, with_kwargs=True)
+    record = _Recorder(model, len(prompts), keep_trajectory)
+    handle = model.denoiser.register_forward_hook(record, with_kwargs=True)
     try:
-        output = adapter.pipe(
+        output = model.pipe(
             prompts,
             guidance_scale=guidance_scale,
             num_inference_steps=num_inference_steps,
             generator=[torch.Generator().manual_seed(int(s)) for s in seeds],
-            **(adapter.text_kwargs | pipeline_kwargs),
+            **(model.text_kwargs | pipeline_kwargs),
         )
     finally:
         handle.remove()
     times, terms = np.array(record.times), np.stack(record.terms)
     return Generation(
         images=output.images,
-        mi=combine(times, terms, adapter.path, truncation, weighting),
+        mi=combine(times, terms, model.path, truncation, weighting),
         times=times,
         terms=terms,
-        path=adapter.path,
+        path=model.path,
         truncation=truncation,
         trajectory=record.trajectory,
     )
@@ -134,8 +135,8 @@ def generate(
 class _Recorder:
     """Forward hook keeping ``||eps_c - eps_u||^2`` per image for every CFG call."""
 
-    def __init__(self, adapter: Adapter, n: int, keep_trajectory: bool):
-        self.adapter, self.n, self.keep = adapter, n, keep_trajectory
+    def __init__(self, model: DiffusersModel, n: int, keep_trajectory: bool):
+        self.model, self.n, self.keep = model, n, keep_trajectory
         self.times: list[float] = []
         self.terms: list[np.ndarray] = []
         self.trajectory: list[tuple[Tensor, Tensor]] = []
@@ -149,12 +150,12 @@ class _Recorder:
             raise RuntimeError(
                 f"denoiser batch {len(raw)} is not [unconditional, conditional] x {self.n}"
             )
-        adapter = self.adapter
+        model = self.model
         x_t = x_in.chunk(2)[0].double()
         step = torch.as_tensor(timestep).reshape(-1)[:1].cpu()
-        t = adapter.time(step).expand(self.n).to(x_t.device)
-        without, with_prompt = adapter.to_path_output(raw).double().chunk(2)
-        path, parametrisation = adapter.path, adapter.parametrisation
+        t = model.time(step).expand(self.n).to(x_t.device)
+        without, with_prompt = model.to_path_output(raw).double().chunk(2)
+        path, parametrisation = model.path, model.parametrisation
         gap = to_eps(with_prompt, x_t, t, path, parametrisation) - to_eps(
             without, x_t, t, path, parametrisation
         )

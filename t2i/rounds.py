@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from t2i.adapters import load_pipeline
 from t2i.finetune import INFO, FinetuneConfig, finetune, load_adapter
+from t2i.loading import load_pipeline
 from t2i.selection import build_finetuning_set
 
 

@@ -14,21 +14,11 @@ import torch
 
 from miest.integrate import PointwiseMI, pointwise_mi
 from miest.timesamplers import TimeSampler, make_time_sampler
-from t2i.adapters import Adapter, load_pipeline
+from t2i.families import DiffusersModel
+from t2i.loading import as_model
 
-DEFAULT_SAMPLERS = {"sd": "uniform", "sdxl": "uniform", "sd3": "lambert-w"}
-"""MI-TUNE draws timesteps uniformly; RFMI importance-samples flow time (Lambert W)."""
 TRUNCATION = 0.05
 """Distance of the integral from the data end: DDPM ``t > 50`` of 1000, SD3 ``sigma > 0.05``."""
-
-
-def as_adapter(model) -> Adapter:
-    """An ``Adapter`` from a pipeline, a pipeline directory, or an adapter."""
-    if isinstance(model, Adapter):
-        return model
-    if isinstance(model, (str, Path)):
-        model = load_pipeline(model)
-    return Adapter(model)
 
 
 def score(
@@ -50,27 +40,29 @@ def score(
     an array (h, w, 3) in [0, 1] or uint8, a path, or a list of them; or pass
     ``latents`` (n, c, h, w) already in the denoiser's space instead. ``batch_size``
     pairs go through the network at once (twice that many rows: with and without
-    the prompt). The same ``seed`` gives the same values.
+    the prompt). ``sampler`` draws the times (default: the family's ``time_sampler``:
+    uniform for SD and SDXL as in MI-TUNE, Lambert W for SD3 as in RFMI). The same ``seed``
+    gives the same values.
     """
-    adapter = as_adapter(model)
+    model = as_model(model)
     if (images is None) == (latents is None):
         raise ValueError("pass exactly one of images or latents")
     if latents is None:
-        latents = adapter.encode_images(images)
+        latents = model.encode_images(images)
     prompts = [prompts] * len(latents) if isinstance(prompts, str) else list(prompts)
     if len(prompts) != len(latents):
         raise ValueError(f"{len(prompts)} prompts for {len(latents)} images")
     if not all(isinstance(p, str) for p in prompts):
         raise TypeError("prompts must be strings")
-    sampler = make_time_sampler(sampler or DEFAULT_SAMPLERS[adapter.family], TRUNCATION)
+    sampler = make_time_sampler(sampler or model.time_sampler, TRUNCATION)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        conditions = adapter.encode_prompts(prompts)
+        conditions = model.encode_prompts(prompts)
     return pointwise_mi(
-        adapter.predict(conditions),
-        latents.to(adapter.device, torch.float32),
-        adapter.path,
-        adapter.parametrisation,
+        model.predict(conditions),
+        latents.to(model.device, torch.float32),
+        model.path,
+        model.parametrisation,
         sampler,
         n_draws=n_draws,
         batch_size=batch_size,
@@ -88,7 +80,7 @@ def accepts(model) -> bool:
     """Whether ``miest.pointwise`` should route ``model`` here."""
     if isinstance(model, (str, Path)):
         return (Path(model) / "model_index.json").exists()
-    return isinstance(model, Adapter) or (
+    return isinstance(model, DiffusersModel) or (
         hasattr(model, "vae") and (hasattr(model, "unet") or hasattr(model, "transformer"))
     )
 

@@ -7,11 +7,14 @@ diffusers' training scripts and ``datasets`` read as an image folder::
     out/images/00003_0.png ...        # prompt 3, rank 0 (highest MI)
     out/metadata.jsonl                # file_name, text, seed, mi, rank, guidance_scale, ...
     out/progress/00003.json           # per prompt: every seed and MI (for resuming)
+    out/run.json                      # the settings (and their key) that a resume must match
 
 Image ``j`` of prompt ``i`` uses seed ``seed + i * M + j``, so any image can be
-regenerated. A rerun skips prompts whose progress file exists; every file is written
-atomically. Prompts are sharded over ``accelerate`` processes when launched with
-``accelerate launch``; a single process (CPU included) does them all.
+regenerated. A rerun with the same settings (model, prompts, M, k, guidance, steps, seed,
+weighting) skips prompts whose progress file exists, and one with other settings stops
+with an error naming them; every file is written atomically. Prompts are sharded over
+``accelerate`` processes when launched with ``accelerate launch``; a single process (CPU
+included) does them all.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from miest.files import save_image_atomically, write_atomically
-from t2i.adapters import Adapter
+from miest.files import config_key, save_image_atomically, write_atomically
 from t2i.dataset import write_metadata
+from t2i.families import DiffusersModel
 from t2i.generation import generate
-from t2i.score import as_adapter
+from t2i.loading import as_model
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,24 @@ def read_prompts(path: str | Path) -> list[str]:
     return prompts
 
 
+def _start_or_resume(out: Path, run: dict) -> None:
+    """Record the run's settings in ``out/run.json``, or check that a run being resumed
+    there had the same ones (its finished prompts are reused)."""
+    path = out / "run.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        if before["key"] != config_key(run):
+            changed = sorted(k for k in run if before["settings"].get(k) != run[k])
+            raise ValueError(
+                f"{out} holds a fine-tuning set built with other settings ({', '.join(changed)});"
+                " use a new folder, or the same settings to resume"
+            )
+        return
+    if any(out.glob("progress/*.json")):
+        raise ValueError(f"{out} holds progress files but no run.json; use a new folder")
+    write_atomically(path, json.dumps({"key": config_key(run), "settings": run}, default=str))
+
+
 def _progress_file(out: Path, index: int) -> Path:
     return out / "progress" / f"{index:05d}.json"
 
@@ -110,10 +131,22 @@ def build_finetuning_set(
 
     out = Path(out)
     settings = plan(prompts, out, images_per_prompt, keep, num_inference_steps, batch_size)
-    adapter = as_adapter(model)
+    model = as_model(model)
     state = PartialState()
-    adapter.pipe.to(state.device)
-    adapter.pipe.set_progress_bar_config(disable=True)
+    model.to(state.device)
+    run = {
+        "model": model.name,
+        "prompts": config_key({"prompts": list(prompts)}),
+        "images_per_prompt": images_per_prompt,
+        "keep": keep,
+        "guidance_scale": guidance_scale,
+        "num_inference_steps": num_inference_steps,
+        "seed": seed,
+        "weighting": weighting,
+        "pipeline_kwargs": pipeline_kwargs,
+    }
+    if state.is_main_process:
+        _start_or_resume(out, run)
     # deal out the unfinished prompts, so that a resumed run keeps processes evenly loaded;
     # the barriers make every process list the same finished set
     state.wait_for_everyone()
@@ -123,7 +156,7 @@ def build_finetuning_set(
     bar = tqdm(todo, desc="prompts", disable=not progress or not state.is_local_main_process)
     for index in bar:
         record = _select(
-            adapter,
+            model,
             prompts[index],
             index,
             settings,
@@ -135,7 +168,7 @@ def build_finetuning_set(
         )
         record |= {
             "guidance_scale": guidance_scale,
-            "model": _model_id(adapter),
+            "model": model.name,
             "weighting": weighting,
         }
         write_atomically(_progress_file(out, index), json.dumps(record).encode())
@@ -148,7 +181,7 @@ def build_finetuning_set(
 
 
 def _select(
-    adapter: Adapter, prompt, index, settings, seed, guidance_scale, weighting, kwargs, out
+    model: DiffusersModel, prompt, index, settings, seed, guidance_scale, weighting, kwargs, out
 ):
     m = settings.images_per_prompt
     seeds = [seed + index * m + j for j in range(m)]
@@ -156,7 +189,7 @@ def _select(
     for start in range(0, m, settings.batch_size):
         chunk = seeds[start : start + settings.batch_size]
         result = generate(
-            adapter,
+            model,
             [prompt] * len(chunk),
             chunk,
             guidance_scale=guidance_scale,
@@ -174,10 +207,6 @@ def _select(
         save_image_atomically(out / name, images[j])
         kept.append({"file_name": name, "seed": seeds[j], "mi": mi[j], "rank": rank})
     return {"index": index, "text": prompt, "seeds": seeds, "mi": mi, "kept": kept}
-
-
-def _model_id(adapter: Adapter) -> str:
-    return str(adapter.pipe.config.get("_name_or_path", "") or type(adapter.pipe).__name__)
 
 
 def _collect_metadata(out: Path, n_prompts: int) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from miest.files import save_image_atomically, write_atomically
 from t2i.generation import generate
-from t2i.score import as_adapter
+from t2i.loading import as_model
 
 
 def grid(images: list, columns: int):
@@ -41,14 +41,14 @@ def guidance_sweep(
     time (each image is seeded on its own); grids and a CSV in ``out``."""
     if not prompts or not scales or not seeds:
         raise ValueError("need at least one prompt, one scale and one seed")
-    adapter, out, rows = as_adapter(model), Path(out), []
+    model, out, rows = as_model(model), Path(out), []
     pairs = [(p, s) for p in prompts for s in seeds]
     for scale in scales:
         images, mi = [], []
         for start in range(0, len(pairs), batch_size):
             batch = pairs[start : start + batch_size]
             result = generate(
-                adapter,
+                model,
                 [p for p, _ in batch],
                 [s for _, s in batch],
                 guidance_scale=scale,

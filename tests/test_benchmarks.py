@@ -326,8 +326,11 @@ def test_forms_records_every_form_per_fit_and_resumes_from_its_csv(tmp_path, cap
     pd.testing.assert_frame_equal(pd.read_csv(csv), first)
     with pytest.raises(TypeError, match="rfmi"):
         forms.main([*args[:-2], "--variant", "bad:no_such_option=1"])
-    first.drop(columns="variant").to_csv(csv, index=False)
-    with pytest.raises(SystemExit, match="lacks the columns"):
+    # the key covers every setting: another size is a new fit, not a resumed one
+    assert forms.main(["--n", "320", *args[2:]]) == 0
+    assert sorted(pd.read_csv(csv).n) == [300, 300, 320, 320]
+    first.drop(columns="key").to_csv(csv, index=False)
+    with pytest.raises(SystemExit, match="no key column"):
         forms.main(args)
 
 

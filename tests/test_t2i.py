@@ -34,17 +34,17 @@ def saved(tmp_path_factory):
 def test_reloaded_pipelines_are_detected_and_reproduce_the_denoiser(saved, name):
     family, prediction = VARIANTS[name]
     pipe = t2i.load_pipeline(saved[name], "cpu")  # compared with a fresh CPU build
-    adapter = t2i.Adapter(pipe)
-    assert adapter.family == family == t2i.detect_family(pipe)
+    model = t2i.model_for(pipe)
+    assert model.family == family and isinstance(model, t2i.FAMILIES[family])
     expected = {"sd3": "velocity", "v_prediction": "v", "epsilon": "eps"}
-    assert adapter.parametrisation == expected["sd3" if family == "sd3" else prediction]
+    assert model.parametrisation == expected["sd3" if family == "sd3" else prediction]
     fresh = tiny.build(family, prediction_type=prediction)
     x = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([0.3, 0.8], dtype=torch.float64)
     outputs = []
-    for model in (t2i.Adapter(fresh), adapter):
-        conditions = model.encode_prompts(["a red circle", "a cat"])
-        outputs.append(model.predict(conditions)(x, t, torch.arange(2)))
+    for candidate in (t2i.model_for(fresh), model):
+        conditions = candidate.encode_prompts(["a red circle", "a cat"])
+        outputs.append(candidate.predict(conditions)(x, t, torch.arange(2)))
     for a, b in zip(*outputs, strict=True):
         torch.testing.assert_close(a, b)
 
@@ -78,12 +78,12 @@ class ExactGaussian:
     """
 
     def __init__(self, pipe, prompts, seed=0):
-        self.adapter = t2i.Adapter(pipe.to("cpu"))  # the exact denoiser computes on the CPU
+        self.model = t2i.model_for(pipe.to("cpu"))  # the exact denoiser computes on the CPU
         self.pair = GaussianPair.from_correlations([0.9, 0.8, 0.7, 0.6], 64, 4, seed=seed)
         self.prompts = list(prompts)
         _, ys = self.pair.sample(len(prompts), seed=seed + 1)
         self.ys = torch.from_numpy(ys)
-        conditions = self.adapter.encode_prompts(self.prompts)
+        conditions = self.model.encode_prompts(self.prompts)
         table = torch.cat(
             [
                 conditions.with_prompt["encoder_hidden_states"],
@@ -91,15 +91,15 @@ class ExactGaussian:
             ]
         )
         self.table = table.flatten(1)
-        self.exact = self.pair.denoiser(self.adapter.path, self.adapter.parametrisation)
-        self.adapter.denoiser.forward = self.forward
+        self.exact = self.pair.denoiser(self.model.path, self.model.parametrisation)
+        self.model.denoiser.forward = self.forward
 
     def forward(self, *args, **kwargs):
         x = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
         timestep = args[1] if len(args) > 1 else kwargs["timestep"]
         hidden = kwargs["encoder_hidden_states"]
         which = torch.cdist(hidden.flatten(1).double(), self.table.double()).argmin(1)
-        t = self.adapter.time(torch.as_tensor(timestep).reshape(-1).expand(len(x)))
+        t = self.model.time(torch.as_tensor(timestep).reshape(-1).expand(len(x)))
         t = t.clamp(1e-6, 1 - 1e-6)  # the closed form divides by alpha, 0 at SD3's first step
         flat = x.flatten(1).double()
         out = torch.empty_like(flat)
@@ -107,7 +107,7 @@ class ExactGaussian:
         for mask, condition in ((cond, self.ys[which[cond]]), (~cond, None)):
             if mask.any():
                 out[mask] = self.exact(flat[mask], t[mask], condition)
-        out = self.adapter.to_path_output(out)  # SD3 predicts -u: the map is an involution
+        out = self.model.to_path_output(out)  # SD3 predicts -u: the map is an involution
         return (out.reshape(x.shape).to(x.dtype),)
 
     def latents(self, per_prompt, seed=5):
@@ -140,7 +140,7 @@ def test_pointwise_with_the_exact_denoiser_matches_the_closed_form(saved, name):
     latents, pmi = exact.latents(per_prompt=12)
     prompts = [p for p in PROMPTS for _ in range(12)]
     result = t2i.score(
-        exact.adapter,
+        exact.model,
         prompts,
         latents=latents,
         n_draws=48,
@@ -194,7 +194,7 @@ def test_mi_during_generation_with_the_exact_denoiser_matches_the_mi(saved, name
     exact = ExactGaussian(pipe, PROMPTS)
     prompts = [p for p in PROMPTS for _ in range(6)]
     generation = t2i.generate(
-        exact.adapter,
+        exact.model,
         prompts,
         seeds=0,
         guidance_scale=1.0001,
@@ -218,14 +218,14 @@ def test_generation_with_mi_leaves_images_unchanged_and_matches_recomputation(sa
         prompts, generator=[torch.Generator().manual_seed(s) for s in (7, 8)], **options
     ).images
     np.testing.assert_array_equal(np.asarray(generation.images), plain)
-    adapter = t2i.Adapter(pipe)
-    predict = adapter.predict(adapter.encode_prompts(prompts))
+    model = t2i.model_for(pipe)
+    predict = model.predict(model.encode_prompts(prompts))
     for (x_t, timestep), terms in zip(generation.trajectory, generation.terms, strict=True):
-        t = adapter.time(timestep).expand(len(prompts))
+        t = model.time(timestep).expand(len(prompts))
         with_prompt, without = predict(x_t, t, torch.arange(len(prompts)))
         x64 = x_t.double()
-        gap = to_eps(with_prompt.double(), x64, t, adapter.path, adapter.parametrisation)
-        gap -= to_eps(without.double(), x64, t, adapter.path, adapter.parametrisation)
+        gap = to_eps(with_prompt.double(), x64, t, model.path, model.parametrisation)
+        gap -= to_eps(without.double(), x64, t, model.path, model.parametrisation)
         np.testing.assert_allclose(gap.flatten(1).pow(2).sum(1).numpy(), terms, rtol=1e-4)
     assert (generation.mi > 0).all()
     assert not np.allclose(generation.mi_with("reference"), generation.mi)
@@ -257,26 +257,26 @@ def test_half_precision_models_see_float32_timesteps(saved, name):
     """bfloat16 has 8 significant bits: timestep 777.3 would reach the model as 776."""
     from t2i.finetune import FinetuneConfig, loss_on_batch
 
-    adapter = t2i.Adapter(t2i.load_pipeline(saved[name], "cpu", "bfloat16"))
+    model = t2i.model_for(t2i.load_pipeline(saved[name], "cpu", "bfloat16"))
     seen = []
-    adapter.denoiser.register_forward_pre_hook(
+    model.denoiser.register_forward_pre_hook(
         lambda module, args, kwargs: seen.append(args[1] if len(args) > 1 else kwargs["timestep"]),
         with_kwargs=True,
     )
-    conditions = adapter.encode_prompts(["a cat"])
-    t = adapter.time(torch.tensor([777.3]))
-    adapter.predict(conditions)(torch.zeros(1, 4, 4, 4), t, torch.tensor([0]))
-    config = FinetuneConfig().resolved(adapter.family)
+    conditions = model.encode_prompts(["a cat"])
+    t = model.time(torch.tensor([777.3]))
+    model.predict(conditions)(torch.zeros(1, 4, 4, 4), t, torch.tensor([0]))
+    config = FinetuneConfig().resolved(model)
     generator = torch.Generator().manual_seed(0)
-    loss_on_batch(adapter, torch.zeros(1, 4, 4, 4), conditions.with_prompt, config, generator)
+    loss_on_batch(model, torch.zeros(1, 4, 4, 4), conditions.with_prompt, config, generator)
     assert [s.dtype for s in seen] == [torch.float32, torch.float32]
     assert seen[0][0].item() == pytest.approx(777.3, abs=1e-3)
 
 
 def test_images_are_encoded_in_batches_with_the_same_latents(saved):
-    adapter = t2i.Adapter(t2i.load_pipeline(saved["sd"], "cpu"))
+    model = t2i.model_for(t2i.load_pipeline(saved["sd"], "cpu"))
     images = np.random.default_rng(0).uniform(size=(5, 8, 8, 3))
-    one_by_one, together = adapter.encode_images(images, 1), adapter.encode_images(images, 8)
+    one_by_one, together = model.encode_images(images, 1), model.encode_images(images, 8)
     assert one_by_one.shape == (5, 4, 4, 4)
     torch.testing.assert_close(one_by_one, together, rtol=1e-5, atol=1e-6)
 
@@ -284,15 +284,15 @@ def test_images_are_encoded_in_batches_with_the_same_latents(saved):
 def test_batched_prompt_encoding_and_sweeps_give_the_same_values(saved, tmp_path):
     from t2i.sweep import guidance_sweep
 
-    adapter = t2i.Adapter(t2i.load_pipeline(saved["sdxl"], "cpu"))
+    model = t2i.model_for(t2i.load_pipeline(saved["sdxl"], "cpu"))
     prompts = ["a red circle", "two blue squares", "a cat"]
-    apart, together = adapter.encode_prompts(prompts, batch_size=2), adapter.encode_prompts(prompts)
+    apart, together = model.encode_prompts(prompts, batch_size=2), model.encode_prompts(prompts)
     for key, value in together.with_prompt.items():
         torch.testing.assert_close(apart.with_prompt[key], value)
     with pytest.raises(ValueError, match="no prompts"):
-        adapter.encode_prompts([])
+        model.encode_prompts([])
     options = {"num_inference_steps": 2, **SIZE}
-    one = guidance_sweep(adapter, prompts[:2], [3.0], [0, 1], tmp_path / "a", 1, **options)
-    three = guidance_sweep(adapter, prompts[:2], [3.0], [0, 1], tmp_path / "b", 3, **options)
+    one = guidance_sweep(model, prompts[:2], [3.0], [0, 1], tmp_path / "a", 1, **options)
+    three = guidance_sweep(model, prompts[:2], [3.0], [0, 1], tmp_path / "b", 3, **options)
     np.testing.assert_allclose(one.mi, three.mi, rtol=1e-4)
     assert list(one.seed) == [0, 1, 0, 1]

@@ -11,7 +11,7 @@ from conftest import seeded_image, tiny_model_and_set
 from PIL import Image
 from safetensors.torch import load_file
 
-from t2i import adapters, dataset, finetune, tiny
+from t2i import dataset, families, finetune, loading, tiny
 
 SIZE = {"height": 16, "width": 16}
 FAST = {"batch_size": 2, "gradient_accumulation": 1, "learning_rate": 1e-3}
@@ -27,13 +27,13 @@ def models(tmp_path_factory):
 @pytest.mark.parametrize("family", tiny.FAMILIES)
 def test_adapter_changes_the_model_and_reloads_exactly(models, family, kind, tmp_path):
     root = models[family]
-    pipe = adapters.load_pipeline(root / "model")
+    pipe = loading.load_pipeline(root / "model")
     before = seeded_image(pipe)
     config = finetune.FinetuneConfig(adapter=kind, steps=2, **FAST)
     finetune.finetune(pipe, root / "set", tmp_path, config, progress=False)
     tuned = seeded_image(pipe)
     assert np.abs(tuned - before).max() > 1e-4
-    fresh = adapters.load_pipeline(root / "model")
+    fresh = loading.load_pipeline(root / "model")
     finetune.load_adapter(fresh, tmp_path)
     np.testing.assert_array_equal(seeded_image(fresh), tuned)
     card = (tmp_path / "README.md").read_text()
@@ -45,13 +45,13 @@ def test_adapter_changes_the_model_and_reloads_exactly(models, family, kind, tmp
 
 @pytest.mark.parametrize("family", ["sd", "sd3"])
 def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
-    adapter = adapters.Adapter(adapters.load_pipeline(models[family] / "model"))
-    config = finetune.FinetuneConfig(steps=1, **FAST).resolved(family)
+    model = families.model_for(loading.load_pipeline(models[family] / "model"))
+    config = finetune.FinetuneConfig(steps=1, **FAST).resolved(model)
     images, prompts, _ = dataset.read_dataset(models[family] / "set")
-    latents = adapter.encode_images(images).float()
-    conditions = adapter.encode_prompts(prompts)
-    finetune.add_adapter(adapter, config)
-    params = [p for p in adapter.denoiser.parameters() if p.requires_grad]
+    latents = model.encode_images(images).float()
+    conditions = model.encode_prompts(prompts)
+    finetune.add_adapter(model, config)
+    params = [p for p in model.denoiser.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.05)
     rows = torch.tensor([0, 1])
 
@@ -59,7 +59,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
 
     def loss():
         generator = torch.Generator().manual_seed(3)
-        return finetune.loss_on_batch(adapter, latents[rows], batch, config, generator)
+        return finetune.loss_on_batch(model, latents[rows], batch, config, generator)
 
     first = loss()
     first.backward()
@@ -69,33 +69,33 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(models, family):
 
 
 def test_bf16_mixed_precision_trains_on_the_cpu(models, tmp_path, fresh_accelerate_state):
-    pipe = adapters.load_pipeline(models["sd"] / "model")
+    pipe = loading.load_pipeline(models["sd"] / "model")
     before = seeded_image(pipe)
     config = finetune.FinetuneConfig(steps=2, mixed_precision="bf16", **FAST)
     finetune.finetune(pipe, models["sd"] / "set", tmp_path, config, progress=False)
     assert np.abs(seeded_image(pipe) - before).max() > 1e-4
     with pytest.raises(ValueError, match="mixed_precision must be"):
-        finetune.FinetuneConfig(mixed_precision="fp8").resolved("sd")
+        finetune.FinetuneConfig(mixed_precision="fp8").resolved(families.SDModel)
 
 
 @pytest.mark.parametrize("family", ["sd", "sdxl", "sd3"])
 @pytest.mark.parametrize("kind", ["dora", "lora"])
 def test_text_encoder_adapters_train_and_reload(models, family, kind, tmp_path):
-    pipe = adapters.load_pipeline(models[family] / "model")
+    pipe = loading.load_pipeline(models[family] / "model")
     config = finetune.FinetuneConfig(steps=2, train_text_encoder=True, adapter=kind, **FAST)
     finetune.finetune(pipe, models[family] / "set", tmp_path, config, progress=False)
     saved = load_file(tmp_path / finetune.WEIGHTS)
     assert any(key.startswith("text_encoder.") for key in saved)
     assert any(key.startswith("text_encoder_2.") for key in saved) == (family != "sd")
-    fresh = adapters.load_pipeline(models[family] / "model")
+    fresh = loading.load_pipeline(models[family] / "model")
     finetune.load_adapter(fresh, tmp_path)
     np.testing.assert_array_equal(seeded_image(fresh), seeded_image(pipe))
-    base = seeded_image(adapters.load_pipeline(models[family] / "model"))
+    base = seeded_image(loading.load_pipeline(models[family] / "model"))
     assert np.abs(seeded_image(fresh) - base).max() > 1e-4
 
 
 def test_adapters_train_in_float32_on_a_half_precision_model(models, tmp_path):
-    pipe = adapters.load_pipeline(models["sd"] / "model", "cpu", "bfloat16")
+    pipe = loading.load_pipeline(models["sd"] / "model", "cpu", "bfloat16")
     config = finetune.FinetuneConfig(steps=1, **FAST)
     finetune.finetune(pipe, models["sd"] / "set", tmp_path, config, progress=False)
     trained = [p for p in pipe.unet.parameters() if p.requires_grad]
@@ -108,7 +108,7 @@ def test_gradient_checkpointing_trains_the_same_adapter(models, tmp_path, determ
     for checkpointing in (False, True):
         config = finetune.FinetuneConfig(steps=2, gradient_checkpointing=checkpointing, **FAST)
         out = tmp_path / str(checkpointing)
-        pipe = adapters.load_pipeline(models["sd"] / "model", "cpu")
+        pipe = loading.load_pipeline(models["sd"] / "model", "cpu")
         finetune.finetune(pipe, models["sd"] / "set", out, config, progress=False)
         assert pipe.unet.is_gradient_checkpointing == checkpointing
         weights.append(load_file(out / finetune.WEIGHTS))
@@ -121,18 +121,18 @@ def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path, determin
     root = models["sd"]
     config = finetune.FinetuneConfig(steps=4, checkpoint_every=2, **FAST)
     finetune.finetune(
-        adapters.load_pipeline(root / "model"), root / "set", tmp_path / "a", config, progress=False
+        loading.load_pipeline(root / "model"), root / "set", tmp_path / "a", config, progress=False
     )
     halfway = finetune.FinetuneConfig(steps=2, checkpoint_every=2, **FAST)
     finetune.finetune(
-        adapters.load_pipeline(root / "model"),
+        loading.load_pipeline(root / "model"),
         root / "set",
         tmp_path / "b",
         halfway,
         progress=False,
     )
     finetune.finetune(
-        adapters.load_pipeline(root / "model"), root / "set", tmp_path / "b", config, progress=False
+        loading.load_pipeline(root / "model"), root / "set", tmp_path / "b", config, progress=False
     )
     a, b = (load_file(tmp_path / d / "pytorch_lora_weights.safetensors") for d in "ab")
     assert a.keys() == b.keys()
@@ -142,7 +142,7 @@ def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path, determin
 
 def test_bad_input_is_a_clear_error(models, tmp_path):
     root = models["sd"]
-    pipe = adapters.load_pipeline(root / "model")
+    pipe = loading.load_pipeline(root / "model")
     with pytest.raises(FileNotFoundError, match=r"no metadata\.jsonl"):
         dataset.read_dataset(tmp_path)
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "x.png"}\n')
@@ -160,12 +160,12 @@ def test_bad_input_is_a_clear_error(models, tmp_path):
     with pytest.raises(ValueError, match="cannot add the adapter to the sd model"):
         finetune.finetune(pipe, root / "set", tmp_path / "out", bad, progress=False)
     with pytest.raises(ValueError, match="adapter must be 'dora' or 'lora'"):
-        finetune.FinetuneConfig(adapter="ia3").resolved("sd")
+        finetune.FinetuneConfig(adapter="ia3").resolved(families.SDModel)
     with pytest.raises(ValueError, match="timestep_range"):
-        finetune.FinetuneConfig(timestep_range=(800, 200)).resolved("sd")
+        finetune.FinetuneConfig(timestep_range=(800, 200)).resolved(families.SDModel)
     trained = tmp_path / "trained"
     finetune.finetune(
-        adapters.load_pipeline(models["sd3"] / "model"),
+        loading.load_pipeline(models["sd3"] / "model"),
         models["sd3"] / "set",
         trained,
         finetune.FinetuneConfig(steps=1, **FAST),
@@ -232,7 +232,7 @@ def test_tune_two_rounds_and_guidance_sweep_from_the_cli(models, tmp_path, capsy
         for n in (1, 2)
     )
     assert first != second
-    pipe = adapters.load_pipeline(model)
+    pipe = loading.load_pipeline(model)
     base = seeded_image(pipe)
     load_rounds(pipe, out, 2)
     assert np.abs(seeded_image(pipe) - base).max() > 1e-4
@@ -269,7 +269,7 @@ def test_merging_adapters_is_a_weighted_parameter_mean(models, tmp_path, capsys)
 
     root, trained = models["sd"], []
     for seed in (0, 1):
-        pipe = adapters.load_pipeline(root / "model")
+        pipe = loading.load_pipeline(root / "model")
         config = finetune.FinetuneConfig(steps=1, seed=seed, **FAST)
         trained.append(
             finetune.finetune(pipe, root / "set", tmp_path / f"s{seed}", config, progress=False)
@@ -282,14 +282,14 @@ def test_merging_adapters_is_a_weighted_parameter_mean(models, tmp_path, capsys)
     for key in a:
         torch.testing.assert_close(mean[key], (a[key] + b[key]) / 2)
         torch.testing.assert_close(first[key], a[key], rtol=0, atol=0)
-    fresh, again = (adapters.load_pipeline(root / "model") for _ in range(2))
+    fresh, again = (loading.load_pipeline(root / "model") for _ in range(2))
     finetune.load_adapter(fresh, tmp_path / "first")
     finetune.load_adapter(again, trained[0])
     np.testing.assert_array_equal(seeded_image(fresh), seeded_image(again))
     assert main([*args, "--out", str(tmp_path / "x"), "--weights", "0.7", "0.7"]) == 2
     assert "summing to 1" in capsys.readouterr().err
     other = finetune.finetune(
-        adapters.load_pipeline(models["sd3"] / "model"),
+        loading.load_pipeline(models["sd3"] / "model"),
         models["sd3"] / "set",
         tmp_path / "sd3",
         finetune.FinetuneConfig(steps=1, **FAST),

@@ -68,6 +68,9 @@ def test_resumes_after_an_interruption_without_redoing_finished_prompts(
     rows = [json.loads(line) for line in metadata.read_text().splitlines()]
     assert sorted({r["prompt_index"] for r in rows}) == [0, 1, 2]
     assert not list(tmp_path.rglob("*.tmp"))
+    # the finished prompts are reused only by a run with the same settings
+    with pytest.raises(ValueError, match=r"other settings \(guidance_scale, seed\)"):
+        _build(model_dir, prompts, tmp_path, guidance_scale=3.0, seed=1)
 
 
 def test_bad_input_is_a_clear_error(model_dir, tmp_path, capsys):

@@ -2,11 +2,13 @@
 selection of the experiment, and write the report (the CI version of the full run)."""
 
 import json
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from t2i.families import SDModel
 from t2i.toy import models, report
 from t2i.toy.cli import main
 from t2i.toy.experiment import SELECTIONS, Arm, choose, diversity, study_arms
@@ -43,7 +45,7 @@ def test_trained_folders_are_diffusers_pipelines_without_the_minilm_weights(toy)
         card = json.loads((folder / "training.json").read_text())
         assert card["config"]["steps"] == 4 and np.isfinite(card["final_loss_last_200"])
         pipe = t2i.load_pipeline(models.complete(folder))
-        assert t2i.detect_family(pipe) == family
+        assert t2i.model_for(pipe).family == family
     # the shared VAE maps the world's images to roughly unit-variance latents
     vae_config = json.loads((toy / "models" / "vae" / "config.json").read_text())
     assert vae_config["scaling_factor"] > 0
@@ -153,9 +155,23 @@ def test_the_study_is_the_main_comparison_then_one_setting_varied_at_a_time():
     keys = [arm.key for arm in arms]
     assert len(set(keys)) == len(keys)
     for arm in arms[len(main_comparison) :]:
-        assert len(arm.key.split("__")) == 4  # family, category, selection, one setting
-    varied = {arm.key.split("__")[3].split("=")[0] for arm in arms[len(main_comparison) :]}
+        assert len(arm.name.split("__")) == 4  # family, category, selection, one setting
+        assert arm.key.startswith(arm.name + "__")  # and the hash of its resolved config
+    varied = {arm.name.split("__")[3].split("=")[0] for arm in arms[len(main_comparison) :]}
     assert varied == {"guidance_scale", "rounds", "images_per_prompt", "keep", "adapter"}
+
+
+def test_arm_keys_cover_resolved_defaults():
+    key = Arm("sd", "colour", "mi").key
+    # a setting at its default value is the same arm; a changed fine-tuning default is not
+    assert Arm("sd", "colour", "mi", rank=8).key == key
+    assert Arm("sd", "colour", "mi", rank=4).key != key
+    with mock.patch.object(SDModel, "lora_targets", ("to_q",)):  # a family default
+        assert Arm("sd", "colour", "mi").key != key
+        assert Arm("sd", "colour", "base").key == Arm("sd", "colour", "base").key
+    # a base arm does not depend on fine-tuning settings
+    assert Arm("sd", "colour", "base", rank=4).key == Arm("sd", "colour", "base").key
+    assert Arm("sd", "colour", "mi").pool_key(1) == Arm("sd", "colour", "oracle").pool_key(1)
 
 
 def test_diversity_is_zero_for_repeats_and_positive_otherwise():

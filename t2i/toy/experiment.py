@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from miest.files import write_atomically
-from t2i.adapters import load_pipeline
+from miest.files import job_key, write_atomically
 from t2i.dataset import read_dataset, write_metadata
+from t2i.families import FAMILIES
 from t2i.finetune import INFO, FinetuneConfig, finetune
 from t2i.generation import generate
+from t2i.loading import load_pipeline
 from t2i.rounds import load_rounds, round_folder
 from t2i.selection import build_finetuning_set
 from t2i.toy import models
@@ -39,6 +40,7 @@ from t2i.toy.world import CATEGORIES, split
 
 SELECTIONS = ("base", "random", "mi", "oracle")
 EVAL_SETTINGS = ("guidance_scale", "sampling_steps", "eval_prompts", "eval_seeds")
+POOL_GENERATION = {"seed": 0, "weighting": "quadrature"}  # how pools are drawn and scored
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,9 @@ class Arm:
             raise ValueError(f"need 1 <= k <= M, got k={self.keep}, M={self.images_per_prompt}")
 
     @property
-    def key(self) -> str:
-        """A file name naming every setting that differs from the defaults."""
+    def name(self) -> str:
+        """A readable name: family, category, selection and every setting that differs
+        from the defaults (and changes the arm)."""
         defaults = Arm(self.family, self.category)
         changed = [
             f"{name}={value}"
@@ -85,6 +88,22 @@ class Arm:
         return "__".join([self.family, self.category, self.selection, *changed])
 
     @property
+    def config(self) -> dict:
+        """Everything the arm's result depends on, defaults resolved: its settings (a base
+        arm: only the evaluation's) and, fine-tuned, the full fine-tuning configuration."""
+        if self.selection == "base":
+            settings = {name: getattr(self, name) for name in EVAL_SETTINGS}
+            return {"family": self.family, "category": self.category, **settings}
+        resolved = finetune_config(self).resolved(FAMILIES[self.family])
+        return asdict(self) | {"finetune": asdict(resolved)}
+
+    @property
+    def key(self) -> str:
+        """The cache key (``miest.files.job_key``): the name and a hash of ``config``, so
+        a changed default is a new arm, never a stale file."""
+        return job_key(self.name, self.config)
+
+    @property
     def lineage_key(self) -> str:
         """The key of the arm's fine-tuning lineage: arms that differ only in R share
         their first rounds (round r of an R = 3 arm is round r of the R = 2 arm)."""
@@ -94,11 +113,36 @@ class Arm:
         """Round 1 pools are shared by every selection; later ones follow the lineage."""
         if round_number > 1:
             return f"{self.lineage_key}__round{round_number}"
+        config = {
+            "family": self.family,
+            "category": self.category,
+            "images_per_prompt": self.images_per_prompt,
+            "guidance_scale": self.guidance_scale,
+            "sampling_steps": self.sampling_steps,
+            "train_prompts": self.train_prompts,
+            **POOL_GENERATION,
+        }
         prompts = "" if self.train_prompts == 24 else f"__p{self.train_prompts}"
-        return (
+        name = (
             f"{self.family}__{self.category}__M{self.images_per_prompt}"
             f"__g{self.guidance_scale}__n{self.sampling_steps}__round1__shared{prompts}"
         )
+        return job_key(name, config)
+
+
+def finetune_config(arm: Arm) -> FinetuneConfig:
+    """The fine-tuning configuration of a selected arm's rounds."""
+    return FinetuneConfig(
+        adapter=arm.adapter,
+        rank=arm.rank,
+        alpha=float(arm.rank),
+        learning_rate=arm.learning_rate,
+        steps=arm.finetune_steps,
+        batch_size=16,
+        gradient_accumulation=1,
+        timestep_range=(0, 1000),
+        checkpoint_every=50,
+    )
 
 
 #: The whole study: (selections, settings that differ from :class:`Arm`'s defaults), run
@@ -190,17 +234,7 @@ class Experiment:
     def _tune(self, arm: Arm, progress: bool) -> None:
         out = self._arm_work(arm)
         train_prompts, _ = prompts_for(arm)
-        config = FinetuneConfig(
-            adapter=arm.adapter,
-            rank=arm.rank,
-            alpha=float(arm.rank),
-            learning_rate=arm.learning_rate,
-            steps=arm.finetune_steps,
-            batch_size=16,
-            gradient_accumulation=1,
-            timestep_range=(0, 1000),
-            checkpoint_every=50,
-        )
+        config = finetune_config(arm)
         for number in range(1, arm.rounds + 1):
             folder = round_folder(out, number)
             if (folder / "adapter" / INFO).exists():
@@ -239,6 +273,7 @@ class Experiment:
             num_inference_steps=arm.sampling_steps,
             batch_size=arm.images_per_prompt,
             progress=False,
+            **POOL_GENERATION,
         )
         rows = read_dataset(folder)[2]
         frame = pd.DataFrame(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from t2i.adapters import Adapter
+from t2i.families import model_for
 from t2i.finetune import FinetuneConfig, loss_on_batch
 from t2i.toy import models
 from t2i.toy.world import CATEGORIES, sample, split
@@ -105,15 +105,15 @@ def train(family: str, out: str | Path, config: TrainConfig | None = None) -> Pa
     images, prompts = render_pool(config.scenes_per_category, config.seed)
     vae = train_vae(images, out / "vae", config.vae_steps, config.seed)
     pipe = models.build(family, vae, seed=config.seed)
-    adapter = Adapter(pipe)
+    model = model_for(pipe)
     with torch.no_grad():
         latents = torch.cat(
-            [adapter.encode_images(list(images[i : i + 256])) for i in range(0, len(images), 256)]
+            [model.encode_images(list(images[i : i + 256])) for i in range(0, len(images), 256)]
         )
         unique = sorted(set(prompts))
-        conditions = adapter.encode_prompts(unique)
+        conditions = model.encode_prompts(unique)
     prompt_rows = torch.tensor([unique.index(p) for p in prompts])
-    denoiser = adapter.denoiser.train().requires_grad_(True)
+    denoiser = model.denoiser.train().requires_grad_(True)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / config.warmup)
@@ -138,7 +138,7 @@ def train(family: str, out: str | Path, config: TrainConfig | None = None) -> Pa
             )
             for key, value in conditions.with_prompt.items()
         }
-        loss = loss_on_batch(adapter, latents[rows], batch, loss_config, generator)
+        loss = loss_on_batch(model, latents[rows], batch, loss_config, generator)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
