@@ -6,6 +6,7 @@ miest-bench run --suite-file my_suite.toml [--plugin my_plugin.py]
 miest-bench run --name mine --tasks 1v1-normal-0.75 --estimators rfmi bmi-ksg --n 5000 --seeds 0 1
 miest-bench report --suite quick [--out results]           # any suite run before
 miest-bench run --suite v1 --jobs 8 --dask tcp://scheduler:8786   # on a Dask cluster
+miest-bench leaderboard                                    # results/LEADERBOARD.md
 
 A plugin file registers your own estimators and tasks (benchmarks.register_estimator,
 benchmarks.register_task); a suite file is TOML (benchmarks.Suite.from_file).
@@ -54,7 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     report = commands.add_parser("report", help="write REPORT.md and plots from results.csv")
     report.add_argument("--suite", required=True, help="a suite's name (its folder in --out)")
-    for sub in (run, report):
+    board = commands.add_parser(
+        "leaderboard", help="LEADERBOARD.md and its plot from every suite's results"
+    )
+    board.add_argument(
+        "--readme", type=Path, default=Path("README.md"), help="copy the headline in here"
+    )
+    for sub in (run, report, board):
         sub.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     return parser
 
@@ -91,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             for name in SUITES:
                 suite = get_suite(name)
                 print(f"{name:{width}s} {len(suite.jobs()):5d} jobs  {suite.description}")
+            return 0
+        if args.command == "leaderboard":
+            from benchmarks.leaderboard import write
+
+            print(f"wrote {write(args.out, args.readme)}")
             return 0
         if args.command == "report":
             suite = _saved_suite(args.out, args.suite)

@@ -44,7 +44,16 @@ from miest.interface import torch_threads
 
 KEYS = ["task", "estimator", "library", "seed", "n"]
 RECORD = ["peak_rss_mb", "options", "versions", "machine", "error"]
-MI_RESULTS = ["dim_x", "dim_y", "true_mi", "estimate", "abs_error", "rel_error", "seconds"]
+MI_RESULTS = [
+    "dim_x",
+    "dim_y",
+    "true_mi",
+    "true_mi_se",
+    "estimate",
+    "abs_error",
+    "rel_error",
+    "seconds",
+]
 CONSISTENCY_RESULTS = ["test", "rows", "dim_x", "dim_y", "upper_bound", "estimate", "seconds"]
 POINTWISE_RESULTS = ["form", "pearson", "spearman", "mae", "mean_estimate", "mean_exact_pmi"]
 COLUMNS = {
@@ -98,6 +107,7 @@ def _mi_row(job: Job, estimator) -> dict:
         "dim_x": task.dim_x,
         "dim_y": task.dim_y,
         "true_mi": truth,
+        "true_mi_se": float(getattr(task, "mi_stderr", 0.0)),  # Monte Carlo truths (v2)
         "estimate": estimate,
         "abs_error": abs(estimate - truth),
         "rel_error": abs(estimate - truth) / truth if truth else float("nan"),

@@ -1,4 +1,5 @@
-"""Tasks by name: bmi's benchmark tasks, the images suite's, and your own.
+"""Tasks by name: bmi's benchmark tasks (v1, and v2 in ``benchmarks.v2``), the images
+suite's, and your own.
 
 A task is any object with ``sample(n, seed) -> (x (n, dim_x), y (n, dim_y))``,
 ``mutual_information`` (nats; ``nan`` when unknown) and ``dim_x``, ``dim_y`` (the
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmarks import images
+from benchmarks import images, v2
 
 Sampler = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 """``sampler(n, seed) -> (x (n, dim_x), y (n, dim_y))``; the same seed gives the same pairs."""
@@ -86,11 +87,14 @@ def register_task(task, name: str | None = None) -> None:
 
 
 def get_task(name: str):
-    """A task by name: a registered one, one of ``benchmarks.images.TASKS`` or a bmi id."""
+    """A task by name: a registered one, one of ``benchmarks.images.TASKS``, a v2 task
+    (``benchmarks.v2``: ``"v2-" + bmi id``) or a bmi v1 id."""
     if name in USER_TASKS:
         return USER_TASKS[name]
     if name in images.TASKS:
         return images.TASKS[name]
+    if name.startswith(v2.PREFIX):
+        return v2.get(name)
     from bmi.benchmark import BENCHMARK_TASKS
 
     try:

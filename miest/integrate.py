@@ -48,6 +48,9 @@ from miest.timesamplers import TimeSampler
 
 Form = Literal["orthogonal", "mmse-gap", "cross"]
 FORMS: tuple[str, ...] = ("orthogonal", "mmse-gap", "cross")
+DEFAULT_FORM: Form = "cross"
+"""The one default point-wise form: diffusion/flow estimators (``form``) and text-to-image
+pipelines (``t2i.score``, ``miest.pointwise(pipe, ...)``) alike (docs/maths.md section 5)."""
 
 Predict = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 """``predict(x_t, t, rows) -> (with_information, without_information)``.
@@ -89,7 +92,7 @@ class PointwiseMI:
     mmse_gap_se: np.ndarray
     cross_se: np.ndarray
     n_draws: int
-    default_form: Form = "orthogonal"
+    default_form: Form = DEFAULT_FORM
 
     def __post_init__(self):
         check_form(self.default_form)

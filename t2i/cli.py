@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from miest.integrate import DEFAULT_FORM, FORMS
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--prompt", required=True)
     score.add_argument("images", nargs="+", type=Path)
     score.add_argument("--draws", type=int, default=32, help="Monte Carlo draws per image")
-    score.add_argument("--form", default="orthogonal", choices=["orthogonal", "mmse-gap", "cross"])
+    score.add_argument("--form", default=DEFAULT_FORM, choices=FORMS)
     score.add_argument("--seed", type=int, default=0)
 
     build = commands.add_parser(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from miest.integrate import PointwiseMI, pointwise_mi
+from miest.integrate import DEFAULT_FORM, PointwiseMI, pointwise_mi
 from miest.timesamplers import TimeSampler, make_time_sampler
 from t2i.families import DiffusersModel
 from t2i.loading import as_model
@@ -71,8 +71,9 @@ def score(
     )
 
 
-def pointwise(model, prompts, images, form: str = "orthogonal", **options):
-    """``miest.pointwise(pipeline, prompt, image)``: per-image MI in nats, shape (n,)."""
+def pointwise(model, prompts, images, form: str = DEFAULT_FORM, **options):
+    """``miest.pointwise(pipeline, prompt, image)``: per-image MI in nats, shape (n,), in
+    the same default form as the estimators (``miest.integrate.DEFAULT_FORM``)."""
     return score(model, prompts, images, **options).values(form)
 
 

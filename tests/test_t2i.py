@@ -10,6 +10,7 @@ import torch
 import miest
 import t2i
 from miest.gaussian import GaussianPair
+from miest.integrate import DEFAULT_FORM
 from miest.paths import to_eps
 from miest.timesamplers import UniformTime
 from t2i import tiny
@@ -163,12 +164,16 @@ def test_pointwise_with_the_exact_denoiser_matches_the_closed_form(saved, name):
 def test_same_seed_same_score_and_miest_pointwise_routes_pipelines(saved):
     pipe = t2i.load_pipeline(saved["sdxl"])
     image = np.random.default_rng(0).uniform(size=(8, 8, 3))
-    a = t2i.score(pipe, "a red circle", image, n_draws=4, seed=3).orthogonal
+    result = t2i.score(pipe, "a red circle", image, n_draws=4, seed=3)
+    a = result.cross  # the one default form of estimators and pipelines
+    assert result.default_form == DEFAULT_FORM == miest.estimator("rfmi").form == "cross"
     b = miest.pointwise(pipe, "a red circle", image, n_draws=4, seed=3)
     c = miest.pointwise(str(saved["sdxl"]), ["a red circle"], [image], n_draws=4, seed=3)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, c, rtol=1e-6)
-    assert t2i.score(pipe, "a red circle", image, n_draws=4, seed=4).orthogonal[0] != a[0]
+    d = miest.pointwise(pipe, "a red circle", image, form="orthogonal", n_draws=4, seed=3)
+    np.testing.assert_array_equal(d, result.orthogonal)
+    assert t2i.score(pipe, "a red circle", image, n_draws=4, seed=4).cross[0] != a[0]
 
 
 def test_score_rejects_bad_input(saved):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import t2i
 from t2i.families import SDModel
 from t2i.toy import models, report
 from t2i.toy.cli import main
@@ -37,7 +38,6 @@ def toy(tmp_path_factory):
 
 
 def test_trained_folders_are_diffusers_pipelines_without_the_minilm_weights(toy):
-    import t2i
 
     for family, slot in models.MINILM_SLOT.items():
         folder = toy / "models" / family
@@ -222,3 +222,44 @@ def test_bootstrap_interval_contains_the_mean_and_shrinks_with_data():
         mean, low, high = report.bootstrap(values)
         assert low < mean < high
     assert np.diff(report.bootstrap(large)[1:]) < np.diff(report.bootstrap(small)[1:])
+
+
+def test_forms_bound_is_minus_log_p_of_a_training_prompt():
+    from t2i.toy.forms import bound
+    from t2i.toy.world import split
+
+    for category in ("colour", "numeracy"):
+        p = 1 / (4 * len(split(category)["train"]))
+        assert bound(category) == pytest.approx(-np.log(p))
+
+
+def test_forms_summary_counts_bound_violations_and_own_prompt_wins():
+    from t2i.toy.forms import FORMS, GENERATION, summary
+
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    rows = pd.DataFrame(
+        {
+            "family": "sd",
+            "bound": 2.5,
+            "checker_score": [0.0, 0.2, 0.4, 1.0],
+            GENERATION: values,
+            **{form: values for form in FORMS},
+            **{f"{form}_other": [0.0, 3.0, 3.0, 0.0] for form in FORMS},
+        }
+    )
+    table = summary(rows).set_index("form")
+    assert table.loc["cross", "above_bound"] == 0.5  # 3 and 4 exceed 2.5
+    assert table.loc["cross", "own_prompt_wins"] == 0.625  # wins 1 and 4, ties 3
+    assert np.isnan(table.loc[GENERATION, "own_prompt_wins"])
+    assert table.loc["mmse-gap", "spearman_checker"] == pytest.approx(1.0)
+
+
+def test_forms_scores_every_category_with_its_own_and_another_prompt(toy):
+    from t2i.toy.forms import FORMS, GENERATION, image_rows
+
+    pipe = t2i.load_pipeline(models.complete(toy / "models" / "sd"))
+    rows = image_rows(pipe, "sd", prompts=1, images=1, steps=2, n_draws=2)
+    assert list(rows.category) == ["colour", "shape", "spatial", "numeracy"]
+    assert (rows.prompt != rows.other_prompt).all()
+    columns = [GENERATION, *FORMS, *(f"{form}_other" for form in FORMS)]
+    assert np.isfinite(rows[columns].to_numpy()).all()

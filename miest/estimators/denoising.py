@@ -21,7 +21,15 @@ import torch
 from torch import Tensor
 
 from miest.data import check_positive_int
-from miest.integrate import FORMS, PointwiseMI, Predict, conditional_predict, pointwise_mi
+from miest.integrate import (
+    DEFAULT_FORM,
+    FORMS,
+    Form,
+    PointwiseMI,
+    Predict,
+    conditional_predict,
+    pointwise_mi,
+)
 from miest.interface import MIEstimator, with_threads
 from miest.nets import ConditionalDenoiser
 from miest.paths import (
@@ -83,7 +91,7 @@ class IntegralEstimator(MIEstimator):
     train_time_sampler: str | None = "uniform"
     t_eps: float = 1e-3
     n_draws: int = 16
-    form: Literal["orthogonal", "mmse-gap", "cross"] = "cross"
+    form: Form = DEFAULT_FORM
 
     def __post_init__(self):
         super().__post_init__()

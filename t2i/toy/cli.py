@@ -4,6 +4,7 @@ t2i-toy train [--family sd sd3]                  # about 25 min per family on 2 
 t2i-toy run [--family sd] [--category colour] [--selection base mi] [-M 10 -k 1 ...]
 t2i-toy run --study                              # the main comparison and every variant
 t2i-toy report                                   # results/t2i_toy/REPORT.md
+t2i-toy forms                                    # point-wise forms vs -log p(prompt)
 
 Every step is cached: rerunning skips finished models and arms and resumes the rest.
 """
@@ -55,13 +56,24 @@ def main(argv: list[str] | None = None) -> int:
         "for the chosen families and categories; other settings are ignored",
     )
     report = commands.add_parser("report", help="write REPORT.md (and image grids)")
+    forms = commands.add_parser(
+        "forms", help="each point-wise form against the bound -log p(prompt) (forms/*.csv)"
+    )
+    forms.add_argument("--family", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    forms.add_argument("--prompts", type=int, default=8, help="prompts per category")
+    forms.add_argument("--images", type=int, default=4, help="images per prompt")
+    forms.add_argument("--n-draws", type=int, default=64, help="(t, eps) draws per image")
+    forms.add_argument("--seed", type=int, default=0)
+    forms.add_argument("--models", type=Path, default=MODELS)
+    forms.add_argument("--results", type=Path, default=RESULTS)
     for command in (run, report):
         command.add_argument("--models", type=Path, default=MODELS)
         command.add_argument("--results", type=Path, default=RESULTS)
         command.add_argument("--work", type=Path, default=WORK)
     args = parser.parse_args(argv)
     try:
-        return {"train": _train, "run": _run, "report": _report}[args.command](args)
+        commands = {"train": _train, "run": _run, "report": _report, "forms": _forms}
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"t2i-toy: error: {error}", file=sys.stderr)
         return 2
@@ -124,3 +136,22 @@ def _report(args) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _forms(args) -> int:
+    from miest.files import write_atomically
+    from t2i.toy.forms import run, summary
+
+    rows = run(
+        args.models,
+        args.family,
+        prompts=args.prompts,
+        images=args.images,
+        n_draws=args.n_draws,
+        seed=args.seed,
+    )
+    table = summary(rows)
+    write_atomically(args.results / "forms" / "images.csv", rows.to_csv(index=False))
+    write_atomically(args.results / "forms" / "summary.csv", table.to_csv(index=False))
+    print(table.round(3).to_string(index=False))
+    return 0

@@ -1,0 +1,39 @@
+"""bmi's v2 tasks: bmi's ids, rescaled samples with the base task's MI, Monte Carlo truths
+with their standard error, and the suite built from the lists."""
+
+import numpy as np
+import pytest
+
+from benchmarks import suites, v2
+from benchmarks.tasks import get_task
+
+
+def test_the_v2_list_is_bmis_26_ids_with_13_shared_with_v1():
+    from bmi.benchmark import BENCHMARK_TASKS
+
+    assert len(set(v2.BMI_IDS)) == len(v2.BMI_IDS) == 26
+    assert len(set(v2.BMI_IDS) & set(BENCHMARK_TASKS)) == 13
+    suite = suites.get_suite("v2")
+    assert suite.tasks == v2.TASKS and all(t.startswith("v2-") for t in suite.tasks)
+    assert len(suite.jobs()) == len(v2.TASKS) * len(suite.estimators) * len(suite.seeds)
+
+
+def test_a_v2_task_rescales_its_samples_and_keeps_the_v1_truth():
+    from bmi.benchmark import BENCHMARK_TASKS
+
+    task = get_task("v2-multinormal-dense-5-5-0.5")
+    x, y = (np.asarray(a) for a in task.sample(2000, seed=3))
+    for sample in (x, y):
+        np.testing.assert_allclose(sample.mean(0), 0, atol=1e-9)
+        np.testing.assert_allclose(sample.std(0), 1, atol=1e-9)
+    v1_task = BENCHMARK_TASKS["multinormal-dense-5-5-0.5"]
+    assert task.mutual_information == v1_task.mutual_information and task.mi_stderr == 0
+    again = np.asarray(task.sample(2000, seed=3)[0])
+    np.testing.assert_array_equal(x, again)  # seeded
+
+
+def test_a_mixture_task_has_a_monte_carlo_truth_with_its_standard_error():
+    task = get_task("v2-2v1-galaxy-0.5-3.0")  # a transformed mixture: about 3 s
+    assert 0 < task.mi_stderr < 0.01 and task.mutual_information == pytest.approx(0.493, abs=0.01)
+    with pytest.raises(ValueError, match="unknown v2 task"):
+        get_task("v2-no-such-task")
