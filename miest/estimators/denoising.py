@@ -159,7 +159,8 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             orthogonal form on independent pairs from 0.60 to 0.17 nats).
         condition_encoder: ``None`` (the network sees the preprocessed condition) or
             ``"infonce"``: the condition is first mapped to the 32-feature embedding that an
-            InfoNCE critic (``miest.estimators.variational.InfoNCE``, defaults) learns on the
+            InfoNCE critic (``miest.estimators.variational.InfoNCE``: its network and learning
+            rate, this estimator's training budget) learns on the
             same training split, and the estimate is the MI between the diffused variable
             and that embedding, a lower bound on I(X; Y) (data processing) that leaves the
             denoiser far less room to memorise training pairs. Measured on the image tasks
@@ -232,10 +233,15 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
         return self._train(self.net_, loss_fn, (data, cond), (data_test, cond_test))
 
     def _fit_encoder(self, data, cond, data_test, cond_test) -> torch.nn.Module:
-        """The condition side of an InfoNCE critic trained on these (preprocessed) pairs."""
+        """The condition side of an InfoNCE critic trained on these (preprocessed) pairs,
+        with this estimator's training budget (steps, batch size, evaluation interval,
+        patience) and InfoNCE's own network and learning rate."""
         from miest.estimators.variational import InfoNCE
 
-        critic = InfoNCE(seed=self.seed, device=self.device, threads=None, progress=self.progress)
+        budget = {k: getattr(self, k) for k in ("steps", "batch_size", "eval_every", "patience")}
+        critic = InfoNCE(
+            seed=self.seed, device=self.device, threads=None, progress=self.progress, **budget
+        )
         critic._fit(data, cond, data_test, cond_test)
         return critic.net_.h.eval().requires_grad_(False)
 
