@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	# diffusion-mi (a benchmark peer) requires torchvision, which it never uses: skip its deps
 	$(BIN)/pip install --quiet --no-deps diffusion-mi==0.1.0
+	# gmm-mi (a peer on one-dimensional tasks) needs only numpy, scipy, scikit-learn and tqdm
+	# to estimate; its declared plotting requirements (chainconsumer, pytest) are skipped
+	$(BIN)/pip install --quiet --no-deps gmm_mi==0.8.2
 	touch $@
 
 bench: setup

@@ -44,6 +44,7 @@ BUILDERS: dict[str, tuple[str, Callable[..., object]]] = {
     "dmi-minde-c": ("diffusion-mi", peers.diffusion_mi("minde", type="c")),
     "dmi-minde-j": ("diffusion-mi", peers.diffusion_mi("minde", type="j")),
     "dmi-mmg-orthogonal": ("diffusion-mi", peers.diffusion_mi("mmg", form="orthogonal")),
+    "gmm-mi": ("gmm-mi", peers.gmm_mi),  # one-dimensional x and y only
 }
 
 

@@ -1,4 +1,5 @@
-"""Thin adapters for peer MI libraries from PyPI: ``torch-mist``, ``latentmi``, ``diffusion-mi``.
+"""Thin adapters for peer MI libraries from PyPI: ``torch-mist``, ``latentmi``, ``diffusion-mi``,
+``gmm-mi``.
 
 Each builder takes ``(seed, **options)`` like the entries of ``benchmarks.estimators.BUILDERS``
 and returns an object with ``estimate(x, y) -> float`` in nats. The peer library is imported
@@ -246,3 +247,72 @@ def diffusion_mi(estimator: str, **defaults: Any) -> Callable[..., DiffusionMI]:
         return DiffusionMI(estimator, seed, test_size, steps, defaults | options)
 
     return build
+
+
+@dataclass
+class GMMMI:
+    """``gmm_mi.mi.EstimateMI`` (Piras et al.): Gaussian mixtures fitted to ``(x, y)``, the
+    number of components chosen by cross-validation, the MI integrated by Monte Carlo and
+    averaged over bootstrap refits. Its authors' documented defaults throughout (50
+    bootstrap fits, 10^5 Monte Carlo samples, up to 50 components, random initialisation,
+    ``reg_covar`` 1e-15), passed as ``options`` to ``MIDistParamHolder`` for the MI step.
+
+    One-dimensional ``x`` and ``y`` only (the method integrates a 2-D density); anything
+    else is a clear error. The estimate depends on the data alone; ``seed`` permutes the
+    rows, which moves its cross-validation folds and bootstrap draws. gmm-mi 0.8.2 calls
+    two private scikit-learn methods that scikit-learn 1.6 removed or changed; the adapter
+    gives its mixture class working versions (``_patch_gmm_mi``). Licence: GPL-3 with a
+    non-commercial clause (it is a benchmark peer here, not a dependency of miest).
+    """
+
+    seed: int
+    options: dict[str, Any]
+
+    def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
+        from gmm_mi.mi import EstimateMI
+        from gmm_mi.param_holders import MIDistParamHolder
+
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
+        if x.shape[1] != 1 or y.shape[1] != 1:
+            raise ValueError(
+                f"gmm-mi estimates MI between one-dimensional variables only, got "
+                f"{x.shape[1]} and {y.shape[1]} columns"
+            )
+        _patch_gmm_mi()
+        rows = np.random.default_rng(self.seed).permutation(len(x))
+        estimator = EstimateMI()  # a fresh one: a fitted instance skips refitting
+        with contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+            mi, _ = estimator.fit_estimate(
+                x[rows, 0], y[rows, 0], mi_dist_params=MIDistParamHolder(**self.options)
+            )
+        return float(mi)  # nats: fit_estimate's default base is e
+
+
+def _patch_gmm_mi() -> None:
+    """gmm-mi 0.8.2's mixture class calls ``self._validate_data`` (removed in scikit-learn
+    1.6: ``sklearn.utils.validation.validate_data``) and ``_check_parameters(X)`` (which
+    now takes the array namespace ``xp``): give it both."""
+    import inspect
+
+    from gmm_mi.gmm import GMMWithMI
+    from sklearn.mixture import GaussianMixture
+
+    if not hasattr(GMMWithMI, "_validate_data"):
+        from sklearn.utils.validation import validate_data
+
+        GMMWithMI._validate_data = lambda self, X, **kwargs: validate_data(self, X, **kwargs)
+    check = GaussianMixture._check_parameters
+    if "xp" in inspect.signature(check).parameters and GMMWithMI._check_parameters is check:
+
+        def check_parameters(self, X, xp=None):
+            from sklearn.utils._array_api import get_namespace
+
+            return check(self, X, xp=get_namespace(X)[0] if xp is None else xp)
+
+        GMMWithMI._check_parameters = check_parameters
+
+
+def gmm_mi(seed: int, **options: Any) -> GMMMI:
+    """A builder for gmm-mi's estimator (``options``: ``MIDistParamHolder`` settings)."""
+    return GMMMI(seed, options)

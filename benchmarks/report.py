@@ -220,7 +220,8 @@ def write_report(folder: Path, suite: Suite | None = None) -> Path:
     elif suite.kind == "consistency":
         lines = _consistency_report(frame, folder, suite.description)
     else:
-        lines = _mi_report(frame, folder, suite.description, suite.targets)
+        target = None if suite.targets is None else suite.targets | {"only": suite.only}
+        lines = _mi_report(frame, folder, suite.description, target)
     path = folder / "REPORT.md"
     write_atomically(path, "\n".join(lines) + "\n")
     return path
@@ -244,6 +245,7 @@ def targets(
     seeds: int = 3,
     total: int = 40,
     candidates: tuple[str, ...] | None = None,
+    only: dict[str, tuple[str, ...]] | None = None,
 ) -> list[str]:
     """A suite's targets, judged at sample size ``n`` on the tasks every estimator has run:
     the best miest estimator (of ``candidates``, default all) succeeds on ``required`` of
@@ -253,8 +255,16 @@ def targets(
     at_n = summary[summary.n == n]
     if at_n.empty:
         return []
-    estimators = at_n.estimator.nunique()
-    complete = at_n.groupby("task").estimator.nunique() == estimators
+    # a task counts once every estimator meant to run it has (``only``: estimators that
+    # run on some tasks alone, ``Suite.only``, are judged on those)
+    names, only = set(at_n.estimator), only or {}
+    ran = at_n.groupby("task").estimator.agg(set)
+    complete = pd.Series(
+        {
+            task: {e for e in names if task in only.get(e, (task,))} <= run
+            for task, run in ran.items()
+        }
+    )
     common = at_n[at_n.task.isin(complete[complete].index)]
     per = (
         common.groupby(["estimator", "library"])

@@ -109,6 +109,11 @@ BMI_IDS = (
 )
 """bmi's v2 task ids, in its configuration's order."""
 TASKS = tuple(PREFIX + task_id for task_id in BMI_IDS)
+ONE_BY_ONE = tuple(
+    PREFIX + task_id
+    for task_id in ("1v1-additive-0.75", "asinh-student-identity-1-1-1", "1v1-X-0.9", "1v1-AI")
+)
+"""The v2 tasks whose x and y are both one-dimensional."""
 
 
 @cache

@@ -3,7 +3,7 @@
 >>> import miest
 >>> est = miest.estimator("rfmi", seed=0)
 >>> mi = est.estimate(x, y)            # x (n, dx), y (n, dy)
->>> values = est.pointwise()           # (n_test,) per-sample values, mean = mi
+>>> values = est.pointwise()           # (n_test,) point-wise MI per held-out pair
 """
 
 from miest.interface import EstimateResult, MIEstimator, MIWarning

@@ -48,9 +48,13 @@ from miest.timesamplers import TimeSampler
 
 Form = Literal["orthogonal", "mmse-gap", "cross"]
 FORMS: tuple[str, ...] = ("orthogonal", "mmse-gap", "cross")
-DEFAULT_FORM: Form = "cross"
-"""The one default point-wise form: diffusion/flow estimators (``form``) and text-to-image
-pipelines (``t2i.score``, ``miest.pointwise(pipe, ...)``) alike (docs/maths.md section 5)."""
+MI_FORM: Form = "cross"
+"""The form of MI estimates (means of point-wise values): the diffusion/flow estimators'
+``form`` default, the most accurate mean (docs/maths.md section 5)."""
+POINTWISE_FORM: Form = "mmse-gap"
+"""The default form of per-sample values, for estimators (``pointwise``) and text-to-image
+pipelines (``t2i.score``, ``miest.pointwise(pipe, ...)``, ``t2i score``) alike: the form
+that tracks the exact point-wise MI (docs/maths.md section 5)."""
 
 Predict = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 """``predict(x_t, t, rows) -> (with_information, without_information)``.
@@ -82,8 +86,10 @@ def check_form(form: str) -> None:
 class PointwiseMI:
     """Per-sample MI in nats, shape ``(n,)``, with Monte Carlo standard errors over draws.
 
-    ``default_form`` is the form that ``values``, ``mi`` and the others return when none is
-    named (an estimator's ``integrate`` sets it to the estimator's ``form``)."""
+    With no form named, ``values`` and ``standard_errors`` are per-sample values in
+    ``POINTWISE_FORM`` and ``mi`` is the MI estimate in ``mi_form`` (an estimator's
+    ``integrate`` sets it to the estimator's ``form``, so ``integrate().mi()`` is its
+    estimate)."""
 
     orthogonal: np.ndarray
     mmse_gap: np.ndarray
@@ -92,28 +98,30 @@ class PointwiseMI:
     mmse_gap_se: np.ndarray
     cross_se: np.ndarray
     n_draws: int
-    default_form: Form = DEFAULT_FORM
+    mi_form: Form = MI_FORM
 
     def __post_init__(self):
-        check_form(self.default_form)
+        check_form(self.mi_form)
 
     def values(self, form: Form | None = None) -> np.ndarray:
-        form = form or self.default_form
+        """Per-sample values (n,) in ``form`` (default ``POINTWISE_FORM``)."""
+        form = form or POINTWISE_FORM
         check_form(form)
         return getattr(self, form.replace("-", "_"))
 
     def standard_errors(self, form: Form | None = None) -> np.ndarray:
-        form = form or self.default_form
+        form = form or POINTWISE_FORM
         check_form(form)
         return getattr(self, form.replace("-", "_") + "_se")
 
     def mi(self, form: Form | None = None) -> float:
-        """The MI estimate: the mean of the point-wise values."""
-        return float(np.mean(self.values(form)))
+        """The MI estimate: the mean of the point-wise values in ``form`` (default
+        ``mi_form``)."""
+        return float(np.mean(self.values(form or self.mi_form)))
 
     def mi_standard_error(self, form: Form | None = None) -> float:
         """Standard error of ``mi`` over samples and draws (spread of per-sample values)."""
-        values = self.values(form)
+        values = self.values(form or self.mi_form)
         return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
 
     def __repr__(self) -> str:
@@ -122,7 +130,7 @@ class PointwiseMI:
         )
         return (
             f"PointwiseMI(n={len(self.orthogonal)}, n_draws={self.n_draws}, nats: {forms}; "
-            f"default_form={self.default_form!r})"
+            f"mi_form={self.mi_form!r})"
         )
 
 

@@ -227,14 +227,16 @@ class MIEstimator(ABC):
 
     @with_threads
     def pointwise(self, x=None, y=None, form: str | None = None) -> np.ndarray:
-        """Per-sample values (n,) in nats whose mean is the MI estimate.
+        """Per-sample point-wise MI (n,) in nats.
 
         Without arguments: the held-out pairs of ``fit``. ``form`` chooses the
         point-wise quantity where the method has several (diffusion/flow estimators:
-        ``"orthogonal"``, ``"mmse-gap"`` or ``"cross"``). Their mean is accurate at the
-        default ``n_draws`` (16); per-sample values need more draws to track the exact
-        point-wise MI (``n_draws=128``: Pearson 0.86-0.95 for ``"mmse-gap"`` on bmi's
-        mixture tasks, results/pointwise/).
+        ``"orthogonal"``, ``"mmse-gap"`` or ``"cross"``; default ``"mmse-gap"``,
+        ``miest.integrate.POINTWISE_FORM``, the one that tracks the exact point-wise MI,
+        while the MI estimate is the mean of the estimator's ``form``, cross by default).
+        Per-sample values need more draws than a mean (``n_draws=128``: Pearson 0.86-0.95
+        for ``"mmse-gap"`` on bmi's mixture tasks, results/pointwise/). For the critics
+        (MINE, InfoNCE, NWJ) the mean of these values is the estimate.
         """
         return self._pointwise(*self._pairs(x, y), form)
 

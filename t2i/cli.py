@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from miest.integrate import DEFAULT_FORM, FORMS
+from miest.integrate import FORMS, POINTWISE_FORM
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--prompt", required=True)
     score.add_argument("images", nargs="+", type=Path)
     score.add_argument("--draws", type=int, default=32, help="Monte Carlo draws per image")
-    score.add_argument("--form", default=DEFAULT_FORM, choices=FORMS)
+    score.add_argument("--form", default=POINTWISE_FORM, choices=FORMS)
     score.add_argument("--seed", type=int, default=0)
 
     build = commands.add_parser(

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from miest.files import write_atomically
-from miest.integrate import DEFAULT_FORM
+from miest.integrate import POINTWISE_FORM
 from t2i.dataset import read_dataset
 from t2i.loading import as_model, default_device
 from t2i.score import score
@@ -39,7 +39,7 @@ Scorer = Callable[[list[str], list], np.ndarray]
 class MIScorer:
     """Point-wise MI (nats) of each (prompt, image) under ``model``."""
 
-    def __init__(self, model, n_draws: int = 32, form: str = DEFAULT_FORM, seed: int = 0):
+    def __init__(self, model, n_draws: int = 32, form: str = POINTWISE_FORM, seed: int = 0):
         self.model, self.n_draws, self.form, self.seed = as_model(model), n_draws, form, seed
         self.name = f"mi_{form}"
 

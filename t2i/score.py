@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from miest.integrate import DEFAULT_FORM, PointwiseMI, pointwise_mi
+from miest.integrate import POINTWISE_FORM, PointwiseMI, pointwise_mi
 from miest.timesamplers import TimeSampler, make_time_sampler
 from t2i.families import DiffusersModel
 from t2i.loading import as_model
@@ -71,9 +71,10 @@ def score(
     )
 
 
-def pointwise(model, prompts, images, form: str = DEFAULT_FORM, **options):
+def pointwise(model, prompts, images, form: str = POINTWISE_FORM, **options):
     """``miest.pointwise(pipeline, prompt, image)``: per-image MI in nats, shape (n,), in
-    the same default form as the estimators (``miest.integrate.DEFAULT_FORM``)."""
+    the same default form as the estimators' per-sample values
+    (``miest.integrate.POINTWISE_FORM``, MMSE-gap)."""
     return score(model, prompts, images, **options).values(form)
 
 

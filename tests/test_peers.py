@@ -4,7 +4,8 @@ Each test skips unless its library is installed (``pip install miest[peers]``). 
 cut short, so the accuracy tolerances are loose: they catch a broken adapter (a wrong split,
 no training), not a weak estimator. Errors measured with these settings on seeds 0-2:
 torch-mist InfoNCE -0.07 to -0.08 nats, SMILE -0.19 to +0.08; latentmi -0.09 to -0.20;
-diffusion-mi (1,500 steps) MINDE-C -0.03 to -0.13, MMG orthogonal -0.18 to +0.04.
+diffusion-mi (1,500 steps) MINDE-C -0.03 to -0.13, MMG orthogonal -0.18 to +0.04; gmm-mi
+(1-D pairs only, 5 bootstrap fits) is checked on a 1 x 1 Gaussian.
 Units (latentmi reports bits) are checked exactly, without training.
 """
 
@@ -141,3 +142,15 @@ def test_diffusion_mi_rejects_unknown_names(few):
     needs_diffusion_mi()
     with pytest.raises(ValueError, match="form must be"):
         peers.diffusion_mi("mmg", form="cross")(0, steps=2).estimate(*few)
+
+
+def test_gmm_mi_on_one_dimensional_pairs_and_a_clear_error_otherwise():
+    pytest.importorskip("gmm_mi")
+    pair = GaussianPair.from_correlations([0.75], 1, 1, seed=0)  # 0.413 nats
+    x, y = pair.sample(2000, seed=2)
+    build = peers.gmm_mi
+    estimate = build(0, n_bootstrap=5).estimate(x, y)
+    assert abs(estimate - pair.mutual_information()) <= 0.05, estimate
+    assert build(0, n_bootstrap=5).estimate(x, y) == estimate  # the same seed, the same rows
+    with pytest.raises(ValueError, match="one-dimensional variables only"):
+        build(0).estimate(*PAIR.sample(100, seed=0))

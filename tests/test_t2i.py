@@ -10,7 +10,7 @@ import torch
 import miest
 import t2i
 from miest.gaussian import GaussianPair
-from miest.integrate import DEFAULT_FORM
+from miest.integrate import POINTWISE_FORM
 from miest.paths import to_eps
 from miest.timesamplers import UniformTime
 from t2i import tiny
@@ -165,15 +165,16 @@ def test_same_seed_same_score_and_miest_pointwise_routes_pipelines(saved):
     pipe = t2i.load_pipeline(saved["sdxl"])
     image = np.random.default_rng(0).uniform(size=(8, 8, 3))
     result = t2i.score(pipe, "a red circle", image, n_draws=4, seed=3)
-    a = result.cross  # the one default form of estimators and pipelines
-    assert result.default_form == DEFAULT_FORM == miest.estimator("rfmi").form == "cross"
+    a = result.mmse_gap  # the one per-sample default of estimators and pipelines
+    assert result.values() is result.mmse_gap and POINTWISE_FORM == "mmse-gap"
+    assert result.mi_form == miest.estimator("rfmi").form == "cross"  # the MI estimate's
     b = miest.pointwise(pipe, "a red circle", image, n_draws=4, seed=3)
     c = miest.pointwise(str(saved["sdxl"]), ["a red circle"], [image], n_draws=4, seed=3)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, c, rtol=1e-6)
     d = miest.pointwise(pipe, "a red circle", image, form="orthogonal", n_draws=4, seed=3)
     np.testing.assert_array_equal(d, result.orthogonal)
-    assert t2i.score(pipe, "a red circle", image, n_draws=4, seed=4).cross[0] != a[0]
+    assert t2i.score(pipe, "a red circle", image, n_draws=4, seed=4).mmse_gap[0] != a[0]
 
 
 def test_score_rejects_bad_input(saved):

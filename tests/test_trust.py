@@ -133,7 +133,12 @@ def test_integrate_defaults_to_the_estimators_form(gaussian):
     x, y, _ = gaussian
     est = miest.estimator("rfmi", n_draws=2, **QUICK).fit(x, y)
     integral = est.integrate()
-    assert integral.default_form == est.form == "cross"
+    assert integral.mi_form == est.form == "cross"
     assert integral.mi() == pytest.approx(est.mutual_information())
+    # per-sample values default to MMSE-gap whatever the estimate's form
+    assert np.array_equal(integral.values(), integral.mmse_gap)
+    assert np.array_equal(est.pointwise(), integral.mmse_gap)
+    other = miest.estimator("rfmi", n_draws=2, form="orthogonal", **QUICK).fit(x, y)
+    assert other.mutual_information() == pytest.approx(other.integrate().orthogonal.mean())
     text = repr(integral)
     assert len(text) < 300 and "cross=" in text and "n=360" in text

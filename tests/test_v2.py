@@ -15,7 +15,11 @@ def test_the_v2_list_is_bmis_26_ids_with_13_shared_with_v1():
     assert len(set(v2.BMI_IDS) & set(BENCHMARK_TASKS)) == 13
     suite = suites.get_suite("v2")
     assert suite.tasks == v2.TASKS and all(t.startswith("v2-") for t in suite.tasks)
-    assert len(suite.jobs()) == len(v2.TASKS) * len(suite.estimators) * len(suite.seeds)
+    # gmm-mi (one-dimensional x and y only) runs on the 1 x 1 tasks alone
+    assert suite.only == {"gmm-mi": v2.ONE_BY_ONE} and set(v2.ONE_BY_ONE) < set(v2.TASKS)
+    per_seed = sum(len(suite.only.get(e, suite.tasks)) for e in suite.estimators)
+    assert len(suite.jobs()) == per_seed * len(suite.seeds)
+    assert {j.task for j in suite.jobs() if j.estimator == "gmm-mi"} == set(v2.ONE_BY_ONE)
 
 
 def test_a_v2_task_rescales_its_samples_and_keeps_the_v1_truth():
@@ -30,6 +34,13 @@ def test_a_v2_task_rescales_its_samples_and_keeps_the_v1_truth():
     assert task.mutual_information == v1_task.mutual_information and task.mi_stderr == 0
     again = np.asarray(task.sample(2000, seed=3)[0])
     np.testing.assert_array_equal(x, again)  # seeded
+
+
+def test_the_one_by_one_tasks_are_those_with_one_dimensional_x_and_y():
+    for name in v2.ONE_BY_ONE[:2]:  # the two with exact MI build in a second
+        task = get_task(name)
+        assert (task.dim_x, task.dim_y) == (1, 1)
+    assert all(t.removeprefix("v2-").startswith("1v1") for t in v2.ONE_BY_ONE[2:])
 
 
 def test_a_mixture_task_has_a_monte_carlo_truth_with_its_standard_error():

@@ -22,8 +22,8 @@ from torch import Tensor
 
 from miest.data import check_positive_int
 from miest.integrate import (
-    DEFAULT_FORM,
     FORMS,
+    MI_FORM,
     Form,
     PointwiseMI,
     Predict,
@@ -78,20 +78,22 @@ class IntegralEstimator(MIEstimator):
             importance densities, which leave parts of the range nearly unseen.
         t_eps: truncation of the time range near its unsafe end(s).
         n_draws: Monte Carlo ``(t, eps)`` draws per held-out sample.
-        form: default point-wise form (and so the MI estimate): ``"cross"`` (the mean of
+        form: the point-wise form whose mean is the MI estimate: ``"cross"`` (the mean of
             the two below: cancels to first order the bias of a conditional model that
             uses ``y`` where it should not, which inflates the orthogonal form in high
             dimensions; see ``miest.integrate``), ``"orthogonal"`` (the papers' choice
             for ranking samples: non-negative, lower variance) or ``"mmse-gap"`` (exact
             PMI with exact denoisers, noisier). All have the MI as their mean when the
-            denoisers are exact.
+            denoisers are exact. Per-sample values (``pointwise``) default to MMSE-gap
+            whatever ``form`` is (``miest.integrate.POINTWISE_FORM``): it tracks the
+            point-wise MI best.
     """
 
     time_sampler: str = "logsnr-uniform"
     train_time_sampler: str | None = "uniform"
     t_eps: float = 1e-3
     n_draws: int = 16
-    form: Form = DEFAULT_FORM
+    form: Form = MI_FORM
 
     def __post_init__(self):
         super().__post_init__()
@@ -133,10 +135,15 @@ class IntegralEstimator(MIEstimator):
             generator=self._generator(2),
             progress=self.progress,
         )
-        return dataclasses.replace(integral, default_form=self.form)
+        return dataclasses.replace(integral, mi_form=self.form)
 
     def _pointwise(self, x, y, form) -> np.ndarray:
-        return self._integrate(x, y).values(form or self.form)
+        return self._integrate(x, y).values(form)
+
+    def mutual_information(self, x=None, y=None) -> float:
+        """MI estimate (nats) in this estimator's ``form`` on ``(x, y)``, by default the
+        held-out pairs of ``fit``."""
+        return self.integrate(x, y).mi()
 
     def _held_out_values(self) -> tuple[np.ndarray, list[str]]:
         integral = self._integrate(*self.held_out_)
