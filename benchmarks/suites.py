@@ -142,6 +142,11 @@ class Suite:
         unknown = set(self.estimators) - set(BUILDERS)
         if unknown:
             raise ValueError(f"suite {self.name!r} names unknown estimators {sorted(unknown)}")
+        stray = {e for e, tasks in self.only.items() if e not in self.estimators} | {
+            t for tasks in self.only.values() for t in tasks if t not in self.tasks
+        }
+        if stray:
+            raise ValueError(f"suite {self.name!r}: `only` names {sorted(stray)}, not in the suite")
         return [
             Job(task, est, seed, n, tuple(sorted(self.options.get(est, {}).items())), self.kind)
             for n in self.sizes

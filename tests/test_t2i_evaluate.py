@@ -51,12 +51,12 @@ def test_scores_every_image_with_each_scorer(setup):
     root = setup
     mi = evaluate.MIScorer(str(root / "model"), n_draws=4)
     frame = evaluate.evaluate(root / "set", [mi, evaluate.CLIPScorer(root / "clip")])
-    assert list(frame.columns) == ["file_name", "text", "mi_orthogonal", "clip_score"]
+    assert list(frame.columns) == ["file_name", "text", "mi_mmse-gap", "clip_score"]
     assert len(frame) == 4 and frame.clip_score.between(0, 100).all()
     paths, prompts, _ = dataset.read_dataset(root / "set")
     images = [Image.open(p).convert("RGB") for p in paths]
-    expected = score(str(root / "model"), prompts, images, n_draws=4).orthogonal
-    np.testing.assert_allclose(frame.mi_orthogonal, expected, rtol=1e-6)
+    expected = score(str(root / "model"), prompts, images, n_draws=4).mmse_gap
+    np.testing.assert_allclose(frame["mi_mmse-gap"], expected, rtol=1e-6)
     assert pd.read_csv(root / "set" / "scores.csv").shape == (4, 4)
 
 
@@ -87,7 +87,7 @@ def test_generate_then_evaluate_from_the_cli(setup, tmp_path, capsys):
     assert list(rows.seed) == [3, 4, 3, 4] and (rows.mi > 0).all()
     scoring = ["evaluate", "--data", str(out), "--model", str(setup / "model"), "--draws", "2"]
     assert main([*scoring, "--dtype", "bfloat16"]) == 0
-    assert "mi_orthogonal" in pd.read_csv(out / "scores.csv").columns
+    assert "mi_mmse-gap" in pd.read_csv(out / "scores.csv").columns
 
 
 def test_set_metrics_are_zero_for_one_set_and_grow_with_a_shift(setup):

@@ -54,8 +54,9 @@ def test_monotone_maps_of_coordinates(gaussian):
     fx, gy = np.arcsinh(3 * x) + x, np.exp(0.5 * y)
     # rank-gauss: training rows map to identical scores; held-out rows only differ by
     # interpolating between knots in the mapped space, so the estimate barely changes at all
-    same = miest.estimator("rfmi").estimate(x, y)
-    assert miest.estimator("rfmi").estimate(fx, gy) == pytest.approx(same, abs=1e-3)
+    # (an invariance, not an accuracy check: a short fit shows it as well as a full one)
+    short = lambda: miest.estimator("rfmi", steps=800)  # noqa: E731
+    assert short().estimate(fx, gy) == pytest.approx(short().estimate(x, y), abs=1e-3)
     # plain standardisation: the estimate barely moves
     plain = lambda: miest.estimator("rfmi", preprocess="standardize")  # noqa: E731
     assert abs(plain().estimate(fx, gy) - plain().estimate(x, y)) < 0.1

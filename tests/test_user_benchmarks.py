@@ -125,6 +125,11 @@ def test_bad_registrations_and_suites_are_named(tmp_path, capsys):
         benchmarks.Suite.from_dict({"name": "s", "tasks": ["a"], "estimators": ["rfmi"], "size": 1})
     with pytest.raises(ValueError, match="unknown estimators \\['nope'\\]"):
         benchmarks.Suite.from_dict({"name": "s", "tasks": ["a"], "estimators": ["nope"]})
+    spec = {"name": "s", "tasks": ["a", "b"], "estimators": ["rfmi", "bmi-ksg"]}
+    jobs = benchmarks.Suite.from_dict(spec | {"only": {"bmi-ksg": ["b"]}}).jobs()
+    assert [(j.task, j.estimator) for j in jobs] == [("a", "rfmi"), ("b", "rfmi"), ("b", "bmi-ksg")]
+    with pytest.raises(ValueError, match="`only` names \\['c'\\]"):
+        benchmarks.Suite.from_dict(spec | {"only": {"bmi-ksg": ["c"]}})
     task = benchmarks.Task.from_arrays("small", np.zeros(10), np.ones(10))
     with pytest.raises(ValueError, match="has 10 pairs; cannot draw n = 20"):
         task.sample(20, 0)
