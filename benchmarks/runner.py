@@ -38,7 +38,7 @@ from benchmarks.estimators import build, library
 from benchmarks.plugins import load_plugins, local_only
 from benchmarks.pointwise import run_pointwise_job
 from benchmarks.suites import Job, Suite
-from benchmarks.tasks import get_task
+from benchmarks.tasks import check_task, get_task
 from miest.files import write_atomically
 from miest.interface import torch_threads
 
@@ -210,7 +210,7 @@ def run_suite(
             "register them in a plugin file (plugins=[...], --plugin) or run with one worker"
         )
     for task in suite.tasks if suite.kind == "mi" else ():
-        get_task(task)  # unknown tasks fail now, not once per job
+        check_task(task)  # unknown tasks fail now, not once per job
     folder = out / suite.name
     cache = folder / "cache"
     cache.mkdir(parents=True, exist_ok=True)

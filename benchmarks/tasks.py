@@ -86,6 +86,15 @@ def register_task(task, name: str | None = None) -> None:
     USER_TASKS[name] = task
 
 
+def check_task(name: str) -> None:
+    """Fail now if ``name`` is no task; a v2 task is checked by name, without building it
+    (its Monte Carlo truth takes seconds)."""
+    if name.startswith(v2.PREFIX) and name not in USER_TASKS:
+        v2.check(name)
+    else:
+        get_task(name)
+
+
 def get_task(name: str):
     """A task by name: a registered one, one of ``benchmarks.images.TASKS``, a v2 task
     (``benchmarks.v2``: ``"v2-" + bmi id``) or a bmi v1 id."""

@@ -116,14 +116,19 @@ ONE_BY_ONE = tuple(
 """The v2 tasks whose x and y are both one-dimensional."""
 
 
+def check(name: str) -> None:
+    """A clear error unless ``name`` is a v2 task."""
+    if name not in TASKS:
+        raise ValueError(f"unknown v2 task {name!r}; v2 tasks are 'v2-' + one of {BMI_IDS}")
+
+
 @cache
 def get(name: str):
     """The rescaled v2 task ``name`` (``"v2-<bmi id>"``), with ``mi_stderr`` (nats)."""
     from bmi.benchmark.tasks import transform_rescale
 
+    check(name)
     task_id = name.removeprefix(PREFIX)
-    if not name.startswith(PREFIX) or task_id not in BMI_IDS:
-        raise ValueError(f"unknown v2 task {name!r}; v2 tasks are 'v2-' + one of {BMI_IDS}")
     base = _builders()[task_id]()
     if base.id != task_id:
         raise RuntimeError(f"bmi built task {base.id!r} for v2 id {task_id!r}")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks import suites, v2
-from benchmarks.tasks import get_task
+from benchmarks.tasks import check_task, get_task
 
 
 def test_the_v2_list_is_bmis_26_ids_with_13_shared_with_v1():
@@ -48,3 +48,6 @@ def test_a_mixture_task_has_a_monte_carlo_truth_with_its_standard_error():
     assert 0 < task.mi_stderr < 0.01 and task.mutual_information == pytest.approx(0.493, abs=0.01)
     with pytest.raises(ValueError, match="unknown v2 task"):
         get_task("v2-no-such-task")
+    with pytest.raises(ValueError, match="unknown v2 task"):
+        check_task("v2-no-such-task")  # checked by name, before a run builds anything
+    check_task("v2-1v1-AI")
