@@ -34,13 +34,14 @@ from benchmarks.report import (
     consistency_table,
     markdown_table,
     save_figure,
+    successful_rows,
     summarise,
 )
 from benchmarks.suites import SUITES, Suite, get_suite
 from miest.files import write_atomically
 
 MARKERS = ("<!-- leaderboard -->", "<!-- /leaderboard -->")
-HEADLINE = ("v1", 10_000)  # the column the README's headline is read from
+HEADLINE = "v1 n=10,000"  # the column the README's headline is read from
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,10 @@ class Column:
     """One leaderboard column: a suite (and sample size) with a score per estimator."""
 
     name: str
-    suite: str
     scores: pd.Series  # per estimator, in [0, 1] (the plot's colour)
     labels: pd.Series  # per estimator, the cell's text
     done: int  # finished jobs
     total: int  # the suite's jobs
-
-
-def _ok(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame.error.fillna("") == ""]
 
 
 def mi_columns(suite: Suite, frame: pd.DataFrame) -> list[Column]:
@@ -66,11 +62,10 @@ def mi_columns(suite: Suite, frame: pd.DataFrame) -> list[Column]:
     for n in sorted(summary.n.unique()):
         at_n = summary[summary.n == n].groupby("estimator", sort=False).success
         successes, tasks = at_n.sum().astype(int), at_n.size()
-        done = int((_ok(frame).n == n).sum())
+        done = int((successful_rows(frame).n == n).sum())
         columns.append(
             Column(
                 f"{suite.name} n={n:,}",
-                suite.name,
                 successes / tasks,
                 successes.astype(str) + "/" + tasks.astype(str),
                 done,
@@ -85,16 +80,16 @@ def consistency_column(suite: Suite, frame: pd.DataFrame) -> Column:
     total = len(CONSISTENCY_CHECKS)
     labels = checks.astype(str) + f"/{total} checks"
     return Column(
-        suite.name, suite.name, checks / total, labels, len(_ok(frame)), len(suite.jobs())
+        suite.name, checks / total, labels, len(successful_rows(frame)), len(suite.jobs())
     )
 
 
 def pointwise_column(suite: Suite, frame: pd.DataFrame) -> Column:
-    per_form = _ok(frame).groupby(["estimator", "form"], sort=False).pearson.mean()
+    per_form = successful_rows(frame).groupby(["estimator", "form"], sort=False).pearson.mean()
     best = per_form.groupby(level="estimator", sort=False).max()
     labels = best.map(lambda r: f"r = {r:.2f}")
-    done = _ok(frame).drop_duplicates(["task", "estimator", "seed", "n"]).shape[0]
-    return Column(suite.name, suite.name, best.clip(0, 1), labels, done, len(suite.jobs()))
+    done = successful_rows(frame).drop_duplicates(["task", "estimator", "seed", "n"]).shape[0]
+    return Column(suite.name, best.clip(0, 1), labels, done, len(suite.jobs()))
 
 
 def columns(out: Path) -> list[Column]:
@@ -118,17 +113,14 @@ def table(found: list[Column]) -> pd.DataFrame:
     """Estimators (rows, ordered by the headline column) x columns (cell labels)."""
     frame = pd.DataFrame({column.name: column.labels for column in found}).fillna("")
     scores = pd.DataFrame({column.name: column.scores for column in found})
-    order = scores.mean(axis=1).sort_values(ascending=False, kind="stable").index
-    headline = f"{HEADLINE[0]} n={HEADLINE[1]:,}"
-    if headline in scores:
-        order = scores[headline].sort_values(ascending=False, kind="stable").index
+    key = scores[HEADLINE] if HEADLINE in scores else scores.mean(axis=1)
+    order = key.sort_values(ascending=False, kind="stable").index
     return frame.loc[order]
 
 
 def headline(found: list[Column]) -> str:
     """One sentence: the best estimator on v1 at n = 10,000 and the best peer."""
-    name = f"{HEADLINE[0]} n={HEADLINE[1]:,}"
-    column = next((c for c in found if c.name == name), None)
+    column = next((c for c in found if c.name == HEADLINE), None)
     if column is None:
         return "No v1 results yet: run `miest-bench run --suite v1`."
     ours = set(miest.available())
@@ -171,6 +163,7 @@ def write(out: Path = Path("results"), readme: Path | None = Path("README.md")) 
     if not found:
         raise FileNotFoundError(f"no suite results under {out}: run `miest-bench run` first")
     board = table(found)
+    summary = f"{headline(found)}\n\n{markdown_table(board.reset_index(names='estimator'))}"
     images = plot(found, board.index, out / "leaderboard")
     status = [
         f"- `{c.name}`: {c.done:,} of {c.total:,} jobs"
@@ -187,9 +180,7 @@ def write(out: Path = Path("results"), readme: Path | None = Path("README.md")) 
             "Pearson correlation with the exact point-wise MI in the estimator's best form. "
             "Rows ordered by v1 at n = 10,000.",
             "",
-            headline(found),
-            "",
-            markdown_table(board.reset_index(names="estimator")),
+            summary,
             "",
             "Jobs finished per column:",
             "",
@@ -202,8 +193,7 @@ def write(out: Path = Path("results"), readme: Path | None = Path("README.md")) 
     path = out / "LEADERBOARD.md"
     write_atomically(path, text)
     if readme is not None and readme.exists():
-        table_text = markdown_table(board.reset_index(names="estimator"))
-        _update_readme(readme, f"{headline(found)}\n\n{table_text}")
+        _update_readme(readme, summary)
     return path
 
 

@@ -21,9 +21,14 @@ def tolerance(truth):
     return np.maximum(0.1, 0.1 * np.asarray(truth))
 
 
+def successful_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of finished jobs (an empty ``error``)."""
+    return frame[frame.error.fillna("") == ""]
+
+
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, n, estimator): mean and std over seeds, success, seconds, memory."""
-    ok = frame[frame.error.fillna("") == ""]
+    ok = successful_rows(frame)
     grouped = ok.groupby(["task", "n", "estimator", "library"], sort=False)
     summary = grouped.agg(
         true_mi=("true_mi", "first"),
@@ -441,7 +446,7 @@ def _pointwise_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str
         for path in sorted((folder / "cache").glob("*.json"))
         for r in json.loads(path.read_text())
     ]
-    ok = frame[frame.error.fillna("") == ""]
+    ok = successful_rows(frame)
     table = (
         ok.groupby(["task", "estimator", "form"], sort=False)
         .agg(
@@ -473,7 +478,7 @@ def _pointwise_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str
 
 def consistency_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Seed-mean estimate per (test, rows, estimator), with the ratio to the baseline."""
-    ok = frame[frame.error.fillna("") == ""]
+    ok = successful_rows(frame)
     table = (
         ok.groupby(["test", "rows", "estimator", "library"], sort=False)
         .agg(estimate=("estimate", "mean"), upper_bound=("upper_bound", "first"))
