@@ -6,6 +6,7 @@ miest-bench run --suite-file my_suite.toml [--plugin my_plugin.py]
 miest-bench run --name mine --tasks 1v1-normal-0.75 --estimators rfmi bmi-ksg --n 5000 --seeds 0 1
 miest-bench report --suite quick [--out results]           # any suite run before
 miest-bench run --suite v1 --jobs 8 --dask tcp://scheduler:8786   # on a Dask cluster
+miest-bench run --suite v1-100k --estimators rfmi              # part of a suite now
 miest-bench leaderboard                                    # results/LEADERBOARD.md
 
 A plugin file registers your own estimators and tasks (benchmarks.register_estimator,
@@ -39,7 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--suite", help="a built-in suite: " + ", ".join(SUITES))
     which.add_argument("--suite-file", type=Path, help="a suite defined in a TOML file")
     which.add_argument("--tasks", nargs="+", help="a suite of these tasks (with --estimators)")
-    run.add_argument("--estimators", nargs="+", help="with --tasks: the estimators")
+    run.add_argument(
+        "--estimators",
+        nargs="+",
+        help="with --tasks: the estimators; with --suite: run only these of its estimators now",
+    )
     run.add_argument("--n", type=int, nargs="+", default=[5000], help="with --tasks: sizes")
     run.add_argument("--seeds", type=int, nargs="+", default=[0], help="with --tasks: seeds")
     run.add_argument("--name", default="custom", help="with --tasks: the suite's folder name")
@@ -119,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 executor=executor,
                 threads=args.threads,
                 plugins=args.plugin,
+                estimators=None if args.tasks else args.estimators,
             )
         failed = int((frame.error.fillna("") != "").sum())
         csv = args.out / suite.name / "results.csv"

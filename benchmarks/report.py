@@ -251,12 +251,15 @@ def targets(
     total: int = 40,
     candidates: tuple[str, ...] | None = None,
     only: dict[str, tuple[str, ...]] | None = None,
+    published: dict | None = None,
 ) -> list[str]:
     """A suite's targets, judged at sample size ``n`` on the tasks every estimator has run:
     the best miest estimator (of ``candidates``, default all) succeeds on ``required`` of
     the suite's ``total`` tasks and on more than every peer, and its median seconds per task
     are at most ``reference``'s. The verdict is final once all ``total`` tasks have
-    ``seeds`` seeds; before that it says what holds so far."""
+    ``seeds`` seeds; before that it says what holds so far. ``published``: ``{"source":
+    ..., "counts": {method: successes}}``, other authors' counts on the same tasks and
+    size, listed beside the verdict."""
     at_n = summary[summary.n == n]
     if at_n.empty:
         return []
@@ -300,23 +303,29 @@ def targets(
         f"at least {per.seeds.min()} seed(s) each; best miest estimator: `{best.estimator}`.",
         "",
     ]
-    if len(peers):
-        top = peers.iloc[0]
-        failures, beats_peers = tasks - best.successes, best.successes > top.successes
-        if failures > total - required or (tasks == total and not beats_peers):
-            verdict = f"Not met{so_far}."
-        elif tasks < total:
-            verdict = f"Open: {failures} failures so far (at most {total - required} allowed)."
-        else:
-            verdict = f"Met{so_far}."
-        wanted = (
-            f"at least {required} of {total} and more than every peer"
-            if required
-            else ("more than every peer")
-        )
+    top = peers.iloc[0] if len(peers) else None
+    failures = tasks - best.successes
+    beats_peers = top is None or best.successes > top.successes
+    if failures > total - required or (tasks == total and not beats_peers):
+        verdict = f"Not met{so_far}."
+    elif tasks < total:
+        verdict = f"Open: {failures} failures so far (at most {total - required} allowed)."
+    else:
+        verdict = f"Met{so_far}."
+    wanted = f"at least {required} of {total}" if required else ""
+    if top is not None:
+        wanted = f"{wanted} and more than every peer" if required else "more than every peer"
+        rival = f"; best peer `{top.estimator}`: {top.successes}"
+    else:
+        rival = ""
+    lines.append(
+        f"- Accuracy: `{best.estimator}` succeeds on {best.successes} of {tasks} tasks "
+        f"(target: {wanted or 'none'}{rival}). {verdict}"
+    )
+    if published:
+        counts = ", ".join(f"{name} {count}" for name, count in published["counts"].items())
         lines.append(
-            f"- Accuracy: `{best.estimator}` succeeds on {best.successes} of {tasks} tasks "
-            f"(target: {wanted}; best peer `{top.estimator}`: {top.successes}). {verdict}"
+            f"- Published at this size ({published['source']}), successes of {total}: {counts}."
         )
     if reference in set(per.estimator):
         theirs = per.set_index("estimator").median_seconds[reference]

@@ -32,8 +32,13 @@ class ResumableRows:
 
     def append(self, row: dict) -> None:
         """Add a finished row (it carries its ``key``) and rewrite the file."""
-        self.rows.append(row)
-        self._done.add(row["key"])
+        self.extend([row])
+
+    def extend(self, rows: list[dict]) -> None:
+        """Add finished rows (each carries its ``key``; one job may write several) and
+        rewrite the file once."""
+        self.rows += rows
+        self._done |= {row["key"] for row in rows}
         if self.path:
             write_atomically(self.path, self.frame().to_csv(index=False))
 

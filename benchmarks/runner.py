@@ -185,6 +185,7 @@ def run_suite(
     executor: Executor | None = None,
     threads: int | None = None,
     plugins: Iterable[str | Path] = (),
+    estimators: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Run the jobs of ``suite`` that are not cached yet; return all finished rows.
 
@@ -193,7 +194,9 @@ def run_suite(
     given. ``plugins`` are files that register estimators or tasks (``benchmarks.plugins``),
     imported here and by every worker. Failed jobs are reported (``error`` column) and
     retried on the next run. The suite's definition is saved beside its results
-    (``suite.json``), so ``miest-bench report`` works for any suite.
+    (``suite.json``), so ``miest-bench report`` works for any suite. ``estimators``: run
+    only these of the suite's estimators now (a long suite in parts); the results file
+    still holds every finished job of the suite.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -202,6 +205,10 @@ def run_suite(
     plugins = tuple(str(p) for p in plugins)
     load_plugins(plugins)
     jobs = suite.jobs()
+    if estimators is not None:
+        stray = set(estimators) - set(suite.estimators)
+        if stray:
+            raise ValueError(f"suite {suite.name!r} has no estimators {sorted(stray)}")
     parallel = workers > 1 or executor is not None
     unsent = local_only([*suite.tasks, *suite.estimators]) if parallel else []
     if unsent:
@@ -215,7 +222,12 @@ def run_suite(
     cache = folder / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     write_atomically(folder / "suite.json", json.dumps(asdict(suite), indent=1) + "\n")
-    todo = [job for job in jobs if not (cache / f"{job.key}.json").exists()]
+    todo = [
+        job
+        for job in jobs
+        if not (cache / f"{job.key}.json").exists()
+        and (estimators is None or job.estimator in estimators)
+    ]
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     rows, failed = cached_rows(cache, jobs), []
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", disable=not progress)

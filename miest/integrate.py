@@ -207,6 +207,33 @@ def pointwise_mi(
 
 
 @torch.no_grad()
+def integrand_profile(
+    predict: Predict,
+    x: Tensor,
+    path: GaussianPath,
+    parametrisation: str,
+    log_snrs: Tensor,
+    n_draws: int = 1,
+    generator: torch.Generator | None = None,
+) -> dict[str, np.ndarray]:
+    """The integrand of (1) over ``lam`` for every form: ``1/2 E[term]`` at each log-SNR of
+    ``log_snrs`` (k,), in nats per unit of ``lam``, averaged over the rows of ``x`` and
+    ``n_draws`` noise draws per row. Its integral over ``lam`` is the MI of that form; the
+    profile shows where in noise level an estimate gains or loses it. Returns
+    ``{"log_snr": (k,), form: (k,) for each form}``."""
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
+    rows = torch.arange(x.shape[0], device=x.device)
+    curves = np.zeros((len(FORMS), len(log_snrs)))
+    for i, lam in enumerate(log_snrs):
+        t = path.t_of_log_snr(lam.repeat(len(rows))).to(x.device)
+        for _ in range(n_draws):
+            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+            terms = _terms(predict, x, eps, t, rows, path, parametrisation)
+            curves[:, i] += [0.5 * float(term.mean()) / n_draws for term in terms]
+    return {"log_snr": log_snrs.cpu().numpy(), **dict(zip(FORMS, curves, strict=True))}
+
+
 def fit_time_sampler(
     sampler: TimeSampler,
     predict: Predict,
@@ -218,17 +245,11 @@ def fit_time_sampler(
 ) -> TimeSampler:
     """For an adaptive sampler, a copy fitted to a pilot curve of the integrand; else itself.
 
-    The pilot evaluates ``1/2 E||eps_w - eps_o||^2`` (the integrand over ``lam``) on the
-    sampler's grid, using the first ``n_pilot`` rows of ``x``.
+    The pilot is the orthogonal form's ``integrand_profile`` on the sampler's grid, from the
+    first ``n_pilot`` rows of ``x`` (one noise draw each).
     """
     if not sampler.adaptive:
         return sampler
     lam = sampler.pilot_grid(path)
-    rows = torch.arange(min(n_pilot, x.shape[0]), device=x.device)
-    curve = torch.empty_like(lam)
-    for i, value in enumerate(lam):
-        t = path.t_of_log_snr(value.repeat(len(rows))).to(x.device)
-        eps = torch.randn(x[rows].shape, generator=generator, dtype=x.dtype).to(x.device)
-        orthogonal = _terms(predict, x[rows], eps, t, rows, path, parametrisation)[0]
-        curve[i] = 0.5 * orthogonal.mean().cpu()
-    return sampler.fitted(lam, curve)
+    profile = integrand_profile(predict, x[:n_pilot], path, parametrisation, lam, 1, generator)
+    return sampler.fitted(lam, torch.as_tensor(profile["orthogonal"], dtype=lam.dtype))

@@ -121,6 +121,19 @@ def test_failed_jobs_are_reported_not_cached(tmp_path):
         runner.run_suite(unknown, tmp_path, progress=False)
 
 
+def test_a_suite_runs_in_parts_by_estimator(tmp_path):
+    suite = Suite(
+        "parts", "", tasks=("1v1-normal-0.75",), estimators=("bmi-cca", "bmi-ksg"), sizes=(300,)
+    )
+    first = runner.run_suite(suite, tmp_path, progress=False, estimators=["bmi-cca"])
+    assert list(first.estimator) == ["bmi-cca"]
+    both = runner.run_suite(suite, tmp_path, progress=False)  # the rest, the part reused
+    assert sorted(both.estimator) == ["bmi-cca", "bmi-ksg"]
+    assert both.set_index("estimator").estimate["bmi-cca"] == first.estimate.iloc[0]
+    with pytest.raises(ValueError, match=r"has no estimators \['rfmi'\]"):
+        runner.run_suite(suite, tmp_path, progress=False, estimators=["rfmi"])
+
+
 def test_pointwise_suite_compares_with_exact_pmi(tmp_path):
     suite = Suite(
         name="pw",
@@ -250,6 +263,13 @@ def test_targets_name_the_best_miest_estimator_and_judge_both_targets():
     )
     without_candidates = targets(images[images.estimator != "rfmi"], **get_suite("images").targets)
     assert "Not judged yet" in "\n".join(without_candidates)
+    # v1 at n = 100,000: miest's estimators only, judged against the published counts
+    alone = _summary({"rfmi": 39, "mine": 31}, 40, seconds).assign(n=100_000, seeds=1)
+    text = "\n".join(targets(alone, **get_suite("v1-100k").targets))
+    assert "succeeds on 39 of 40 tasks (target: at least 39 of 40). Met." in text
+    assert "Published at this size (MMG paper, arXiv 2509.20609)" in text and "sampling 39" in text
+    short = _summary({"rfmi": 38, "mine": 31}, 40, seconds).assign(n=100_000, seeds=1)
+    assert "Not met." in "\n".join(targets(short, **get_suite("v1-100k").targets))
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

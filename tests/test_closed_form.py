@@ -13,7 +13,7 @@ from scipy import stats
 from scipy.integrate import quad
 
 from miest.gaussian import GaussianPair
-from miest.integrate import FORMS, conditional_predict, pointwise_mi
+from miest.integrate import FORMS, conditional_predict, integrand_profile, pointwise_mi
 from miest.paths import (
     PARAMETRISATIONS,
     LinearFlowPath,
@@ -110,6 +110,35 @@ def test_cross_form_cancels_a_spurious_dependence_on_y():
     assert result.mi("mmse-gap") < -10 * result.mi_standard_error("mmse-gap")
     assert abs(result.mi("cross")) < 4 * result.mi_standard_error("cross") + 0.01
     np.testing.assert_allclose(result.cross, (result.orthogonal + result.mmse_gap) / 2)
+
+
+@pytest.mark.parametrize("path", [VPPath(), LinearFlowPath()], ids=str)
+def test_integrand_profile_of_exact_denoisers_is_the_i_mmse_curve(path):
+    """Per log-SNR, every form of the exact Gaussian predictions averages to
+    ``1/2 g (mmse_x(g) - mmse_x|y(g))`` with ``g = e^lam`` and
+    ``mmse(g) = tr((C^-1 + g I)^-1)`` (I-MMSE), whatever the path."""
+    pair = GaussianPair.from_correlations([0.9, 0.5], 3, 2, seed=4)
+    x, y = pair.sample(4000, seed=0)
+    param = "eps" if isinstance(path, VPPath) else "velocity"
+    lam = torch.tensor([-4.0, -1.0, 0.0, 2.0, 5.0], dtype=torch.float64)
+    profile = integrand_profile(
+        conditional_predict(pair.denoiser(path, param), torch.tensor(y)),
+        torch.tensor(x),
+        path,
+        param,
+        lam,
+        n_draws=4,
+        generator=torch.Generator().manual_seed(0),
+    )
+    sxx = pair.cov[: pair.dim_x, : pair.dim_x]
+
+    def mmse(cov, g):
+        return np.trace(np.linalg.inv(np.linalg.inv(cov) + g * np.eye(len(cov))))
+
+    exact = [0.5 * g * (mmse(sxx, g) - mmse(pair.x_given_y_cov, g)) for g in np.exp(lam.numpy())]
+    np.testing.assert_allclose(profile["log_snr"], lam.numpy())
+    for form in FORMS:
+        np.testing.assert_allclose(profile[form], exact, rtol=0.1, atol=0.005, err_msg=form)
 
 
 @pytest.mark.parametrize("reference", ["marginal", "conditional"])

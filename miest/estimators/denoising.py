@@ -28,6 +28,7 @@ from miest.integrate import (
     PointwiseMI,
     Predict,
     conditional_predict,
+    integrand_profile,
     pointwise_mi,
 )
 from miest.interface import MIEstimator, with_threads
@@ -65,6 +66,11 @@ def form_warnings(integral: PointwiseMI) -> list[str]:
             "high-dimensional, image-like data), so the estimate is not to be trusted"
         ]
     return []
+
+
+PROFILE_LOG_SNRS = tuple(np.arange(-10.0, 12.5, 0.5))
+"""Default grid of ``integrand_profile``: where the integrand of the bmi and image tasks
+lives, with the high-SNR tail where only fitting noise remains."""
 
 
 @dataclass(kw_only=True, eq=False)
@@ -121,6 +127,22 @@ class IntegralEstimator(MIEstimator):
         new pairs, or without arguments the held-out pairs of ``fit``. Its default form
         is this estimator's ``form``, so ``integrate().mi()`` equals ``estimate``."""
         return self._integrate(*self._pairs(x, y))
+
+    @with_threads
+    def integrand_profile(
+        self, log_snrs=PROFILE_LOG_SNRS, x=None, y=None, n_draws: int = 4
+    ) -> dict[str, np.ndarray]:
+        """The MI integrand per log-SNR for every form (nats per unit of log-SNR; see
+        ``miest.integrate.integrand_profile``), on new pairs or the held-out pairs of
+        ``fit``: where in noise level the estimate comes from. Where the forms part, the
+        learnt conditional prediction differs from the unconditional one without
+        information to show for it."""
+        predict, data, path, parametrisation = self._integrand(*self._pairs(x, y))
+        self.net_.eval()
+        log_snrs = torch.as_tensor(np.asarray(log_snrs, dtype=np.float64))
+        return integrand_profile(
+            predict, data, path, parametrisation, log_snrs, n_draws, self._generator(3)
+        )
 
     def _integrate(self, x: Tensor, y: Tensor) -> PointwiseMI:
         predict, data, path, parametrisation = self._integrand(x, y)
