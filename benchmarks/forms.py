@@ -78,6 +78,18 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, options
 
 
+def add_variant_options(parser: argparse.ArgumentParser) -> None:
+    """``--variant`` (repeatable, ``parse_variant``) and ``--threads``, for the variant tools."""
+    parser.add_argument(
+        "--variant",
+        dest="variants",
+        type=parse_variant,
+        action="append",
+        help="name:key=value,... (repeat; default: the estimators' defaults only)",
+    )
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+
+
 def row_key(task: str, n: int, seed: int, est_name: str, variant: str, options: dict) -> str:
     """The resume key of one fit: the task, size, seed, variant and every hyper-parameter
     of the estimator, defaults resolved (``benchmarks.suites.resolved_options``)."""
@@ -122,15 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--estimators", nargs="+", default=["minde-c", "rfmi"])
     parser.add_argument("--tasks", nargs="+", default=[*QUICK.tasks, *CONSISTENCY_TASKS])
-    parser.add_argument(
-        "--variant",
-        dest="variants",
-        type=parse_variant,
-        action="append",
-        help="name:key=value,... (repeat; default: the estimators' defaults only)",
-    )
+    add_variant_options(parser)
     parser.add_argument("--csv", type=Path, help="append each fit here; a rerun resumes")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

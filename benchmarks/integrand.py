@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from scipy.integrate import trapezoid
 
-from benchmarks.forms import parse_variant, row_key
+from benchmarks.forms import add_variant_options, row_key
 from benchmarks.images import CLASSES, LEVELS, TASKS, _digits
 from benchmarks.report import save_figure
 from benchmarks.rows import ResumableRows
@@ -164,15 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--estimators", nargs="+", default=["rfmi"])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--variant",
-        dest="variants",
-        type=parse_variant,
-        action="append",
-        help="name:key=value,... (repeat; default: the estimators' defaults only)",
-    )
+    add_variant_options(parser)
     parser.add_argument("--csv", type=Path, required=True, help="rows go here; a rerun resumes")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     unknown = set(args.tasks) - set(PROFILED)
     if unknown:
