@@ -84,23 +84,27 @@ def test_images_suite_runs_every_estimator_on_every_task():
     assert len(suite.jobs()) == len(images.TASKS) * len(suite.estimators) * len(suite.seeds)
 
 
-def test_exact_integrand_of_the_point_mass_data_integrates_to_the_label_mi():
-    """Positive control of the integrand tool: exact posterior-mean predictions over the 1,797
-    digits give each task's MI (within the suite's 10%) and exactly 0 for independent labels."""
+def test_exact_integrand_of_the_image_tasks_integrates_to_the_label_mi():
+    """Positive control of the integrand tool: exact posterior-mean predictions (mixtures over
+    the 1,797 digits of per-pixel truncated normals) give each task's MI (within the suite's
+    10%) under either preprocessing, and exactly 0 for independent labels."""
     from scipy.integrate import trapezoid
 
     from benchmarks.integrand import exact_profile
     from miest.data import Preprocessor
 
     grid = np.arange(-8.0, 6.5, 1.0)
-    for name in ("label-identity", "label-channel-0.5", "independent"):
-        x, y = images.TASKS[name].sample(400, seed=1)
-        curve = exact_profile(name, x, y, Preprocessor.fit(x, "standardize"), grid)
+    cases = [("label-identity", "rank-gauss"), ("label-channel-0.5", "standardize")]
+    for name, preprocess in [*cases, ("independent", "standardize")]:
+        x, y = images.TASKS[name].sample(1400, seed=1)
+        transform = Preprocessor.fit(x[:1000], preprocess)
+        profile = exact_profile(name, x[1000:], y[1000:], transform, preprocess, grid, n_draws=1)
+        curve = profile["exact"]
         truth = images.TASKS[name].mutual_information
         assert trapezoid(curve, grid) == pytest.approx(truth, rel=0.1, abs=1e-12), name
         assert np.all(curve >= 0)
     with pytest.raises(ValueError, match="no exact integrand"):
-        exact_profile("stacked-channel-0.2", x, y, lambda a: a, grid)
+        exact_profile("stacked-channel-0.2", x, y, transform, "standardize", grid)
 
 
 def test_integrand_tool_writes_curves_and_a_plot_and_resumes(tmp_path, capsys):
@@ -113,7 +117,8 @@ def test_integrand_tool_writes_curves_and_a_plot_and_resumes(tmp_path, capsys):
     assert integrand.main(args) == 0
     rows = pd.read_csv(csv)
     assert len(rows) == len(PROFILE_LOG_SNRS) and rows.exact.abs().max() < 1e-12
-    assert {"orthogonal", "mmse-gap", "cross"} <= set(rows.columns)
+    assert {"orthogonal", "mmse-gap", "cross", "error_c", "error_u"} <= set(rows.columns)
+    assert (rows.error_c >= 0).all() and (rows.error_u >= 0).all()
     assert (tmp_path / "profile.png").exists() and "integrals" in capsys.readouterr().out
     assert integrand.main(args) == 0  # resumes: the fit is not repeated
     assert len(pd.read_csv(csv)) == len(rows) and "integrals" not in capsys.readouterr().out
