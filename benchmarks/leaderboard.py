@@ -6,7 +6,9 @@ that has one and writes ``<out>/LEADERBOARD.md`` and ``<out>/leaderboard.png`` (
 ``.svg``). A cell is
 
 - MI suites (one column per sample size): tasks within tolerance of the truth (seed
-  means; 0.1 nats below 1 nat, else 10%) out of the tasks the estimator has run;
+  means; 0.1 nats below 1 nat, else 10%) out of the tasks the estimator has run (its
+  colour, and the order of the rows, count the column's tasks it has not run as misses,
+  so a peer run on nine tasks does not outrank one run on forty);
 - consistency: how many of the self-consistency checks hold
   (``benchmarks.report.CONSISTENCY_CHECKS``);
 - pointwise: the mean Pearson correlation with the exact point-wise MI, in the
@@ -66,7 +68,7 @@ def mi_columns(suite: Suite, frame: pd.DataFrame) -> list[Column]:
         columns.append(
             Column(
                 f"{suite.name} n={n:,}",
-                successes / tasks,
+                successes / tasks.max(),  # tasks not run count as misses
                 successes.astype(str) + "/" + tasks.astype(str),
                 done,
                 len([job for job in suite.jobs() if job.n == n]),

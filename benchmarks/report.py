@@ -27,17 +27,21 @@ def successful_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, n, estimator): mean and std over seeds, success, seconds, memory."""
-    ok = successful_rows(frame)
-    grouped = ok.groupby(["task", "n", "estimator", "library"], sort=False)
+    """One row per (task, n, estimator) with a finished job: mean and std over its finished
+    seeds, success, seconds, memory; ``seeds`` counts the seeds run, failed ones included
+    (a peer that fails a seed has still been run on it)."""
+    keys = ["task", "n", "estimator", "library"]
+    grouped = successful_rows(frame).groupby(keys, sort=False)
     summary = grouped.agg(
         true_mi=("true_mi", "first"),
         mean=("estimate", "mean"),
         std=("estimate", "std"),
-        seeds=("seed", "nunique"),
         seconds=("seconds", "median"),
         peak_rss_mb=("peak_rss_mb", "max"),
     ).reset_index()
+    keys = keys[:3]  # failed rows carry no library
+    run = frame.groupby(keys, sort=False).seed.nunique().rename("seeds").reset_index()
+    summary = summary.merge(run, on=keys, how="left")
     nonzero = summary.true_mi.where(summary.true_mi != 0)  # no relative error for truth 0
     summary["rel_error"] = (summary["mean"] - summary.true_mi).abs() / nonzero
     within = (summary["mean"] - summary.true_mi).abs() <= tolerance(summary.true_mi)
@@ -359,7 +363,7 @@ def _mi_report(
     images += plot_time_accuracy(summary, folder / "time_accuracy")
 
     summary["estimate"] = summary.apply(
-        lambda r: f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if r.seeds > 1 else ""), axis=1
+        lambda r: f"{r['mean']:.3f}" + (f" ± {r['std']:.3f}" if pd.notna(r["std"]) else ""), axis=1
     )
     wide = summary.pivot_table(
         index=["task", "n"], columns="estimator", values="estimate", aggfunc="first"
