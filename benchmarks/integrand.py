@@ -122,7 +122,8 @@ def exact_profile(
         log_norm = _log_mass_and_mean(lower, upper, torch.zeros(()), torch.ones(()))[0]
     # one-hot (64 * LEVELS, images): image j has value v at pixel d
     onehot = torch.zeros(pixels * LEVELS, len(images), dtype=torch.float64)
-    onehot[(np.arange(pixels) * LEVELS + images).ravel(), np.repeat(np.arange(len(images)), 64)] = 1
+    cells = (np.arange(pixels) * LEVELS + images).ravel()  # row-major: image by image
+    onehot[cells, np.repeat(np.arange(len(images)), pixels)] = 1
     counts = np.bincount(labels, minlength=CLASSES)
     table = TASKS[task].table
     given_y = table / table.sum(0, keepdims=True)  # P(L1 | L2), one column per L2
