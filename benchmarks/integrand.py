@@ -136,17 +136,14 @@ def exact_profile(
     curves = {name: np.zeros(len(log_snrs)) for name in ("exact", "error_c", "error_u")}
     for i, lam in enumerate(log_snrs):
         scale = float(np.exp(-lam / 2))  # noise standard deviation of x_lam = x0 + scale eps
+        # per pixel, the posterior within an interval is N(x_lam / widen, scale^2 / widen)
+        # truncated to it: widen 1 for a flat density, 1 + scale^2 for a normal one
+        widen = 1.0 if preprocess == "standardize" else 1 + scale**2
+        spread = torch.tensor(scale / np.sqrt(widen))
         for _ in range(n_draws):
             noisy = x0 + scale * torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
             for rows in torch.arange(len(x0)).split(chunk):
-                point = noisy[rows][:, :, None]
-                if preprocess == "standardize":  # flat box: N(x_lam, scale^2) truncated
-                    centre, spread = point, torch.tensor(scale)
-                else:  # normal density on the interval: its product with the likelihood
-                    centre, spread = (
-                        point / (1 + scale**2),
-                        torch.tensor(scale / np.sqrt(1 + scale**2)),
-                    )
+                centre = noisy[rows][:, :, None] / widen
                 log_mass, mean = _log_mass_and_mean(lower, upper, centre, spread)
                 likelihood = (log_mass - log_norm).flatten(1) @ onehot  # (rows, images)
                 exact = {}
@@ -229,7 +226,6 @@ def plot(frame: pd.DataFrame, stem: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["svg.hashsalt"] = "miest"
     import matplotlib.pyplot as plt
 
     groups = list(frame.groupby(["task", "estimator", "variant"], sort=False))

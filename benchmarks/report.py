@@ -30,8 +30,8 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, n, estimator) with a finished job: mean and std over its finished
     seeds, success, seconds, memory; ``seeds`` counts the seeds run, failed ones included
     (a peer that fails a seed has still been run on it)."""
-    keys = ["task", "n", "estimator", "library"]
-    grouped = successful_rows(frame).groupby(keys, sort=False)
+    job = ["task", "n", "estimator"]
+    grouped = successful_rows(frame).groupby([*job, "library"], sort=False)
     summary = grouped.agg(
         true_mi=("true_mi", "first"),
         mean=("estimate", "mean"),
@@ -39,9 +39,8 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         seconds=("seconds", "median"),
         peak_rss_mb=("peak_rss_mb", "max"),
     ).reset_index()
-    keys = keys[:3]  # failed rows carry no library
-    run = frame.groupby(keys, sort=False).seed.nunique().rename("seeds").reset_index()
-    summary = summary.merge(run, on=keys, how="left")
+    run = frame.groupby(job, sort=False).seed.nunique().rename("seeds")  # failed rows: no library
+    summary = summary.merge(run.reset_index(), on=job, how="left")
     nonzero = summary.true_mi.where(summary.true_mi != 0)  # no relative error for truth 0
     summary["rel_error"] = (summary["mean"] - summary.true_mi).abs() / nonzero
     within = (summary["mean"] - summary.true_mi).abs() <= tolerance(summary.true_mi)
@@ -70,12 +69,17 @@ def family(task: str) -> str:
 
 
 def save_figure(path_stem: Path, fig) -> list[str]:
+    """``fig`` as ``path_stem``.png and .svg, with no date and fixed SVG ids: a rerun
+    rewrites the same bytes."""
+    import matplotlib
+
     fig.tight_layout()
     names = []
-    for suffix in (".png", ".svg"):  # no date, fixed SVG ids: a rerun rewrites the same bytes
-        fig.savefig(
-            path_stem.with_suffix(suffix), dpi=110, metadata={"Date": None}, bbox_inches="tight"
-        )
+    for suffix in (".png", ".svg"):
+        with matplotlib.rc_context({"svg.hashsalt": "miest"}):
+            fig.savefig(
+                path_stem.with_suffix(suffix), dpi=110, metadata={"Date": None}, bbox_inches="tight"
+            )
         names.append(path_stem.with_suffix(suffix).name)
     return names
 
@@ -214,7 +218,6 @@ def write_report(folder: Path, suite: Suite | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["svg.hashsalt"] = "miest"
     csv = folder / "results.csv"
     if not csv.exists():
         raise FileNotFoundError(f"no results at {csv}: run the suite first (miest-bench run)")

@@ -206,7 +206,8 @@ def run_suite(
     load_plugins(plugins)
     jobs = suite.jobs()
     if estimators is not None:
-        stray = set(estimators) - set(suite.estimators)
+        estimators = set(estimators)
+        stray = estimators - set(suite.estimators)
         if stray:
             raise ValueError(f"suite {suite.name!r} has no estimators {sorted(stray)}")
     parallel = workers > 1 or executor is not None
