@@ -32,11 +32,11 @@ from scipy.integrate import trapezoid
 
 from benchmarks.forms import add_variant_options, row_key
 from benchmarks.images import CLASSES, LEVELS, TASKS, _digits
-from benchmarks.report import save_figure
 from benchmarks.rows import ResumableRows
 from miest import estimator
 from miest.data import split
 from miest.estimators.denoising import ConditionalDenoiserEstimator
+from miest.files import save_figure
 from miest.integrate import FORMS
 from miest.paths import to_eps
 

@@ -35,12 +35,11 @@ from benchmarks.report import (
     consistency_checks,
     consistency_table,
     markdown_table,
-    save_figure,
     successful_rows,
     summarise,
 )
 from benchmarks.suites import SUITES, Suite, get_suite
-from miest.files import write_atomically
+from miest.files import save_figure, write_atomically
 
 MARKERS = ("<!-- leaderboard -->", "<!-- /leaderboard -->")
 HEADLINE = "v1 n=10,000"  # the column the README's headline is read from

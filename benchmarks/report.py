@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.suites import Suite
-from miest.files import write_atomically
+from miest.files import save_figure, write_atomically
 
 
 def tolerance(truth):
@@ -66,22 +66,6 @@ def family(task: str) -> str:
     """The task family shown in one panel: the id's leading transform or distribution
     (after the ``v2-`` prefix of bmi's v2 tasks)."""
     return task.removeprefix("v2-").split("-")[0]
-
-
-def save_figure(path_stem: Path, fig) -> list[str]:
-    """``fig`` as ``path_stem``.png and .svg, with no date and fixed SVG ids: a rerun
-    rewrites the same bytes."""
-    import matplotlib
-
-    fig.tight_layout()
-    names = []
-    for suffix in (".png", ".svg"):
-        with matplotlib.rc_context({"svg.hashsalt": "miest"}):
-            fig.savefig(
-                path_stem.with_suffix(suffix), dpi=110, metadata={"Date": None}, bbox_inches="tight"
-            )
-        names.append(path_stem.with_suffix(suffix).name)
-    return names
 
 
 def plot_estimates(summary: pd.DataFrame, stem: Path) -> list[str]:

@@ -6,7 +6,8 @@ instead of reusing a stale result; a rerun skips the jobs whose file exists).
 Every cache and resumable table of the project keys its jobs with :func:`job_key` or
 :func:`config_key`: benchmark jobs (``benchmarks.suites.Job.key``), resumable result rows
 (``benchmarks.rows``), the toy study's arms and pools (``t2i.toy.experiment``) and a
-fine-tuning set being built (``t2i.selection``).
+fine-tuning set being built (``t2i.selection``). Figures are saved with
+:func:`save_figure`, so a rerun writes the same bytes.
 """
 
 from __future__ import annotations
@@ -48,3 +49,19 @@ def job_key(name: str, config: Mapping[str, object]) -> str:
     """A file-name-safe job key: a readable ``name`` and the ``config_key`` of ``config``,
     which must hold every setting the result depends on (defaults resolved)."""
     return f"{name}__{config_key(config)}"
+
+
+def save_figure(path_stem: Path, fig) -> list[str]:
+    """``fig`` as ``path_stem``.png and .svg, with no date and fixed SVG ids: a rerun
+    rewrites the same bytes."""
+    import matplotlib
+
+    fig.tight_layout()
+    names = []
+    for suffix in (".png", ".svg"):
+        with matplotlib.rc_context({"svg.hashsalt": "miest"}):
+            fig.savefig(
+                path_stem.with_suffix(suffix), dpi=110, metadata={"Date": None}, bbox_inches="tight"
+            )
+        names.append(path_stem.with_suffix(suffix).name)
+    return names

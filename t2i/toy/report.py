@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from miest.files import write_atomically
+from miest.files import save_figure, write_atomically
 from t2i.toy.world import CATEGORIES
 
 BOOTSTRAP = 2000
@@ -224,9 +224,7 @@ def plot_headline(rows: pd.DataFrame, out: Path) -> None:
         ax.set_ylabel("held-out all-correct (%)")
         ax.set_title(f"toy {family}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    for suffix in (".png", ".svg"):
-        fig.savefig(out.with_suffix(suffix), dpi=120)
+    save_figure(out, fig)
     plt.close(fig)
 
 
@@ -245,9 +243,7 @@ def plot_mi_vs_score(pools: pd.DataFrame, out: Path) -> None:
         ax.set_title(f"{family} {category}", fontsize=9)
         ax.set_xlabel("MI - prompt mean (nats)")
     axes[0][0].set_ylabel("checker score")
-    fig.tight_layout()
-    for suffix in (".png", ".svg"):
-        fig.savefig(out.with_suffix(suffix), dpi=120)
+    save_figure(out, fig)
     plt.close(fig)
 
 
