@@ -92,6 +92,91 @@ class ConditionalDenoiser(nn.Module):
         return self.mlp(torch.cat(inputs, dim=1))
 
 
+class _FiLMBlock(nn.Module):
+    """Residual block of two 3x3 convolutions; an embedding scales and shifts the middle."""
+
+    def __init__(self, channels: int, embed: int):
+        super().__init__()
+        groups = math.gcd(8, channels)
+        self.norm1, self.norm2 = nn.GroupNorm(groups, channels), nn.GroupNorm(groups, channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.film = nn.Linear(embed, 2 * channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, h: Tensor, e: Tensor) -> Tensor:
+        scale, shift = self.film(e)[:, :, None, None].chunk(2, dim=1)
+        r = self.norm2(self.conv1(nn.functional.silu(self.norm1(h))))
+        return h + self.conv2(nn.functional.silu(r * (1 + scale) + shift))
+
+
+class ConvConditionalDenoiser(nn.Module):
+    """``net(x_t, t, y or None)`` like ``ConditionalDenoiser``, for image-shaped ``x``.
+
+    Rows of ``x_t`` (n, c*h*w) are images of ``image_shape = (c, h, w)``; a stack of
+    ``depth`` residual 3x3-convolution blocks with ``channels`` channels (no resizing)
+    denoises them. The time, the keep flag and the condition (any shape, flattened) enter
+    every block through one ``hidden``-wide embedding that scales and shifts its features.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        dim_y: int,
+        hidden: int = 128,
+        depth: int = 2,
+        time_dim: int = 32,
+        channels: int = 16,
+    ):
+        super().__init__()
+        self.image_shape, self.dim_y = tuple(image_shape), dim_y
+        self.time = FourierTime(time_dim)
+        self.embed = nn.Sequential(
+            nn.Linear(dim_y + 1 + self.time.dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden)
+        )
+        self.inp = nn.Conv2d(image_shape[0], channels, 3, padding=1)
+        self.blocks = nn.ModuleList(_FiLMBlock(channels, hidden) for _ in range(depth))
+        self.out = nn.Sequential(
+            nn.GroupNorm(math.gcd(8, channels), channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, image_shape[0], 3, padding=1),
+        )
+
+    def forward(
+        self, x_t: Tensor, t: Tensor, y: Tensor | None, keep: Tensor | None = None
+    ) -> Tensor:
+        n = x_t.shape[0]
+        if y is None:
+            y, keep = x_t.new_zeros(n, self.dim_y), x_t.new_zeros(n)
+        elif keep is None:
+            keep = x_t.new_ones(n)
+        e = self.embed(torch.cat([y * keep[:, None], keep[:, None], self.time(t)], dim=1))
+        h = self.inp(x_t.reshape(n, *self.image_shape))
+        for block in self.blocks:
+            h = block(h, e)
+        return self.out(h).reshape(n, -1)
+
+
+def image_shape_of(dim: int, image_shape: tuple[int, ...] | None) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of rows of ``dim`` values: ``image_shape`` as given
+    (``(h, w)`` means one channel), or ``None`` for one square channel."""
+    if image_shape is None:
+        side = math.isqrt(dim)
+        if side * side != dim:
+            raise ValueError(
+                f"a convolutional network needs image-shaped rows: {dim} values are not a "
+                "square image; pass image_shape=(channels, height, width)"
+            )
+        return (1, side, side)
+    shape = tuple(int(s) for s in image_shape)
+    shape = (1, *shape) if len(shape) == 2 else shape
+    if len(shape) != 3 or min(shape) < 1 or math.prod(shape) != dim:
+        raise ValueError(
+            f"image_shape {tuple(image_shape)} does not hold rows of {dim} values: give "
+            "(height, width) or (channels, height, width) whose product is the row length"
+        )
+    return shape
+
+
 class JointDenoiser(nn.Module):
     """MINDE-J's network over ``z = (x, y)`` with one time and one role per variable.
 

@@ -6,6 +6,7 @@ import torch
 
 import miest
 from miest.gaussian import GaussianPair
+from miest.nets import ConvConditionalDenoiser
 
 RNG = np.random.default_rng(0)
 NAMES = ["minde-c", "minde-j", "rfmi", "mine", "infonce", "nwj"]
@@ -205,3 +206,17 @@ def test_condition_encoder_conditions_on_an_infonce_embedding(sample):
     assert np.isfinite(est.pointwise(x[:5], y[:5])).all()
     with pytest.raises(ValueError, match="condition_encoder must be None or 'infonce'"):
         miest.estimator("minde-c", condition_encoder="pca")
+
+
+def test_convolutional_denoiser_fits_image_rows_and_rejects_other_shapes():
+    x, y = GaussianPair.from_correlations([0.8] * 4, 4, 4, seed=0).sample(300, seed=0)
+    est = quick("rfmi", network="conv", seed=3).fit(x, y)  # rows of 4 values: 2x2 images
+    assert isinstance(est.net_, ConvConditionalDenoiser)
+    assert est.net_.image_shape == (1, 2, 2)
+    assert est.mutual_information() == quick("rfmi", network="conv", seed=3).estimate(x, y)
+    with pytest.raises(ValueError, match="not a square image"):
+        quick("rfmi", network="conv").fit(x[:, :3], y)
+    with pytest.raises(ValueError, match=r"image_shape \(3, 3\) does not hold rows of 4"):
+        quick("rfmi", network="conv", image_shape=(3, 3)).fit(x, y)
+    with pytest.raises(ValueError, match="network must be 'mlp' or 'conv'"):
+        miest.estimator("rfmi", network="unet")

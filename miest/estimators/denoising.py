@@ -32,7 +32,7 @@ from miest.integrate import (
     pointwise_mi,
 )
 from miest.interface import MIEstimator, with_threads
-from miest.nets import ConditionalDenoiser
+from miest.nets import ConditionalDenoiser, ConvConditionalDenoiser, image_shape_of
 from miest.paths import (
     GaussianPath,
     Parametrisation,
@@ -198,6 +198,18 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             and 0.28 nats on independent pairs against 0.60; on the 40 bmi v1 tasks (seed 0)
             37 with the orthogonal form against 35 without the encoder. Roughly doubles the
             fit time.
+        network: ``"mlp"`` (a residual MLP on the flattened rows) or ``"conv"`` (residual
+            3x3 convolutions, ``miest.nets.ConvConditionalDenoiser``, for a diffused
+            variable whose rows are images of ``image_shape``; ``depth`` blocks, the
+            condition and time through a ``hidden``-wide embedding). Not the default:
+            measured with RFMI on four image tasks (n = 10,000, seed 0, integrand split at
+            log-SNR -0.5, results/integrand/), it fits the low-SNR part on
+            ``label-identity`` (1.97 nats for the exact 1.98; the MLP 1.67) but adds far
+            more past it (2.31 for 0.30; the MLP 1.19): cross form 4.28, 0.45, 1.83 and
+            0.02 nats where the truth is 2.30, 0.51, 1.36 and 0 (the MLP: 2.86, 0.32, 1.25,
+            -0.01), at about 6 times the MLP's time per training step on a CPU.
+        image_shape: ``(height, width)`` or ``(channels, height, width)`` of the diffused
+            variable's rows for ``network="conv"``; ``None``: one square channel.
     """
 
     path: Literal["vp", "rf"] = "vp"
@@ -206,6 +218,8 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
     condition_dropout: float = 0.5
     condition_width: int | None = None
     condition_encoder: Literal["infonce"] | None = None
+    network: Literal["mlp", "conv"] = "mlp"
+    image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -218,6 +232,12 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             raise ValueError(
                 f"condition_encoder must be None or 'infonce', got {self.condition_encoder!r}"
             )
+        if self.network not in ("mlp", "conv"):
+            raise ValueError(f"network must be 'mlp' or 'conv', got {self.network!r}")
+        if self.network == "mlp" and self.image_shape is not None:
+            raise ValueError("image_shape is for network='conv'")
+        if self.network == "conv" and self.condition_width is not None:
+            raise ValueError("condition_width is for network='mlp' (conv embeds the condition)")
         if not 0 < self.condition_dropout < 1:
             raise ValueError(f"condition_dropout must be in (0, 1), got {self.condition_dropout}")
 
@@ -237,14 +257,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             cond, cond_test = self._encoded(cond), self._encoded(cond_test)
         self.path_ = make_path(self.path)
         train_sampler = self._train_sampler()
-        self.net_ = ConditionalDenoiser(
-            data.shape[1],
-            cond.shape[1],
-            self.hidden,
-            self.depth,
-            condition_width=self.condition_width,
-        )
-        self.net_.to(self.device)
+        self.net_ = self._network(data.shape[1], cond.shape[1]).to(self.device)
 
         def loss_fn(net, batch, generator):
             data, cond = batch
@@ -260,6 +273,14 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             return ((prediction - target).pow(2).sum(1) * weight).mean()
 
         return self._train(self.net_, loss_fn, (data, cond), (data_test, cond_test))
+
+    def _network(self, dim_data: int, dim_cond: int) -> torch.nn.Module:
+        if self.network == "conv":
+            shape = image_shape_of(dim_data, self.image_shape)
+            return ConvConditionalDenoiser(shape, dim_cond, self.hidden, self.depth)
+        return ConditionalDenoiser(
+            dim_data, dim_cond, self.hidden, self.depth, condition_width=self.condition_width
+        )
 
     def _fit_encoder(self, data, cond, data_test, cond_test) -> torch.nn.Module:
         """The condition side of an InfoNCE critic trained on these (preprocessed) pairs,
