@@ -263,3 +263,74 @@ def test_forms_scores_every_category_with_its_own_and_another_prompt(toy):
     assert (rows.prompt != rows.other_prompt).all()
     columns = [GENERATION, *FORMS, *(f"{form}_other" for form in FORMS)]
     assert np.isfinite(rows[columns].to_numpy()).all()
+
+
+def _synthetic_pools(prompts=40, images=6, seed=0):
+    """Pools where ``generation`` is the checker score, ``mmse-gap`` its negative and every
+    other score noise: exact answers for every rule."""
+    from t2i.toy.selectors import SCORES
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for family in ("sd", "sd3"):
+        for category in ("colour", "shape"):
+            score = rng.integers(0, 3, size=(prompts, images)) / 2  # 0, 0.5 or 1
+            rows = pd.DataFrame(
+                {
+                    "family": family,
+                    "category": category,
+                    "prompt": np.repeat([f"{category} {i}" for i in range(prompts)], images),
+                    "checker_score": score.ravel(),
+                    "all_correct": score.ravel() == 1,
+                    **{name: rng.normal(size=prompts * images) for name in SCORES},
+                }
+            )
+            rows["generation"] = rows["checker_score"] + 1e-3 * rng.random(len(rows))
+            rows["mmse-gap"] = -rows["generation"]
+            frames.append(rows)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_selector_rules_are_scored_against_random_and_the_oracle():
+    from t2i.toy.selectors import captured, halves, prompt_values, summary, verdict
+
+    pools = _synthetic_pools()
+    values = prompt_values(pools[(pools.family == "sd") & (pools.category == "colour")])
+    assert captured(values, "top generation") == pytest.approx(1.0)
+    assert captured(values, "bottom mmse-gap") == pytest.approx(1.0)
+    assert captured(values, "top mmse-gap") < 0  # the worst image: below random
+    assert captured(values, "random") == 0.0
+    # drop-half by the checker keeps the better half: between random and the oracle
+    assert 0 < captured(values, "drop-half generation") <= 1
+    split = halves(pools)
+    assert set(split.half) == {1, 2} and len(split) == 4 * 40
+    assert (split.groupby(["family", "category", "half"]).size() == 20).all()
+    table = summary(split)
+    assert table.captured.between(-5, 5).all()
+    result = verdict(split)
+    assert set(result.category) == {"colour", "shape", "all"}
+    # a rule as good as the oracle on half 1 is chosen, and holds exactly on half 2
+    assert result.rule.isin(["top generation", "bottom mmse-gap"]).all()
+    assert np.allclose(result[["captured_half1", "captured_half2", "ci_low", "ci_high"]], 1.0)
+
+
+def test_selectors_command_writes_pools_verdict_and_plot(toy):
+    from t2i.toy.selectors import report_section
+
+    results = toy / "selector-results"
+    args = ["selectors", "--models", str(toy / "models"), "--results", str(results)]
+    options = ["--prompts", "2", "--images", "2", "--n-draws", "2", "--steps", "2"]
+    assert main([*args, *options, "--family", "sd", "--category", "colour", "shape"]) == 0
+    rows = pd.read_csv(results / "selectors" / "images.csv")
+    assert len(rows) == 2 * 2 * 2 and np.isfinite(rows.filter(like="generation")).all().all()
+    # the bands split the MI during generation
+    bands = rows[[c for c in rows if c.startswith("generation:")]].sum(axis=1)
+    assert np.allclose(bands, rows["generation"])
+    assert (results / "selectors" / "verdict.csv").exists()  # empty if the oracle never wins
+    assert (results / "selectors" / "selectors.png").exists()
+    assert "MI as a selector" in "".join(report_section(results / "selectors"))
+    pools = sorted((results / "selectors" / "pools").glob("*.csv"))
+    assert len(pools) == 2
+    stamp = [p.stat().st_mtime_ns for p in pools]
+    assert main([*args, *options, "--family", "sd", "--category", "colour", "shape"]) == 0
+    assert [p.stat().st_mtime_ns for p in pools] == stamp  # cached pools are reused

@@ -5,6 +5,7 @@ t2i-toy run [--family sd] [--category colour] [--selection base mi] [-M 10 -k 1 
 t2i-toy run --study                              # the main comparison and every variant
 t2i-toy report                                   # results/t2i_toy/REPORT.md
 t2i-toy forms                                    # point-wise forms vs -log p(prompt)
+t2i-toy selectors                                # MI rules on candidate pools, no fine-tuning
 
 Every step is cached: rerunning skips finished models and arms and resumes the rest.
 """
@@ -66,13 +67,33 @@ def main(argv: list[str] | None = None) -> int:
     forms.add_argument("--seed", type=int, default=0)
     forms.add_argument("--models", type=Path, default=MODELS)
     forms.add_argument("--results", type=Path, default=RESULTS)
+    selectors = commands.add_parser(
+        "selectors",
+        help="MI as a selector on candidate pools alone, rule chosen on half the prompts "
+        "(selectors/*)",
+    )
+    selectors.add_argument("--family", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    selectors.add_argument("--category", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
+    selectors.add_argument("--prompts", type=int, default=32, help="prompts per category")
+    selectors.add_argument("--images", type=int, default=10, help="images per prompt (M)")
+    selectors.add_argument("--n-draws", type=int, default=16, help="(t, eps) draws per image")
+    selectors.add_argument("--steps", type=int, default=25, help="sampling steps")
+    selectors.add_argument("--seed", type=int, default=0)
+    selectors.add_argument("--models", type=Path, default=MODELS)
+    selectors.add_argument("--results", type=Path, default=RESULTS)
     for command in (run, report):
         command.add_argument("--models", type=Path, default=MODELS)
         command.add_argument("--results", type=Path, default=RESULTS)
         command.add_argument("--work", type=Path, default=WORK)
     args = parser.parse_args(argv)
     try:
-        commands = {"train": _train, "run": _run, "report": _report, "forms": _forms}
+        commands = {
+            "train": _train,
+            "run": _run,
+            "report": _report,
+            "forms": _forms,
+            "selectors": _selectors,
+        }
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"t2i-toy: error: {error}", file=sys.stderr)
@@ -134,10 +155,6 @@ def _report(args) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _forms(args) -> int:
     from miest.files import write_atomically
     from t2i.toy.forms import run, summary
@@ -155,3 +172,25 @@ def _forms(args) -> int:
     write_atomically(args.results / "forms" / "summary.csv", table.to_csv(index=False))
     print(table.round(3).to_string(index=False))
     return 0
+
+
+def _selectors(args) -> int:
+    from miest.files import write_atomically
+    from t2i.toy import selectors
+
+    out = args.results / "selectors"
+    options = {"prompts": args.prompts, "images": args.images, "n_draws": args.n_draws}
+    options |= {"steps": args.steps, "seed": args.seed}
+    rows = selectors.run(args.models, out, args.family, args.category, **options)
+    values = selectors.halves(rows, seed=args.seed)
+    table, verdict = selectors.summary(values), selectors.verdict(values, seed=args.seed)
+    write_atomically(out / "images.csv", rows.to_csv(index=False))
+    write_atomically(out / "summary.csv", table.to_csv(index=False))
+    write_atomically(out / "verdict.csv", verdict.to_csv(index=False))
+    selectors.plot(table, out / "selectors")
+    print(verdict.round(3).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from miest.files import save_figure, write_atomically
+from t2i.toy import selectors
 from t2i.toy.world import CATEGORIES
 
 BOOTSTRAP = 2000
@@ -277,6 +278,7 @@ def write_report(results: str | Path, grids: list[Path] | None = None) -> Path:
             mi_alignment(pools).to_markdown(index=False),
             "\n![mi vs score](mi_vs_score.png)\n",
         ]
+    parts += selectors.report_section(results / "selectors")
     if not variants.empty:
         parts += [
             "\n## Other settings\n",
