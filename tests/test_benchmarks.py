@@ -123,6 +123,33 @@ def test_failed_jobs_are_reported_not_cached(tmp_path):
         runner.run_suite(unknown, tmp_path, progress=False)
 
 
+def test_a_job_failed_on_every_seed_is_a_miss_not_a_pending_task():
+    from benchmarks.report import summarise
+
+    def row(estimator, seed, estimate=None, error=""):
+        ok = estimate is not None
+        return {
+            "task": "a",
+            "n": 100,
+            "estimator": estimator,
+            "library": {"x": "miest", "y": "peer"}[estimator] if ok else np.nan,
+            "seed": seed,
+            "true_mi": 1.0 if ok else np.nan,
+            "estimate": estimate if ok else np.nan,
+            "seconds": 1.0 if ok else np.nan,
+            "peak_rss_mb": 1.0 if ok else np.nan,
+            "error": error,
+        }
+
+    rows = [row("x", 0, 1.02), row("y", 0, error="ValueError"), row("y", 1, error="ValueError")]
+    rows.append(row("y", 0, 0.5) | {"task": "b", "true_mi": 0.5})
+    summary = summarise(pd.DataFrame(rows)).set_index(["task", "estimator"])
+    failed = summary.loc[("a", "y")]
+    assert failed.library == "peer" and failed.true_mi == 1.0 and failed.seeds == 2
+    assert np.isnan(failed["mean"]) and failed.success == 0.0
+    assert summary.loc[("a", "x")].success == 1.0
+
+
 def test_a_suite_runs_in_parts_by_estimator(tmp_path):
     suite = Suite(
         "parts", "", tasks=("1v1-normal-0.75",), estimators=("bmi-cca", "bmi-ksg"), sizes=(300,)
@@ -263,6 +290,13 @@ def test_targets_name_the_best_miest_estimator_and_judge_both_targets():
     assert "Open: 0 failures so far" in "\n".join(
         targets(unfinished, **get_suite("images").targets)
     )
+    # judged on 2 tasks, but rfmi already misses 3 of the 7 it has run: out of reach
+    weak = _summary({"rfmi": 4, "bmi-ksg": 2}, 7, seconds)
+    weak = weak[(weak.estimator == "rfmi") | weak.task.isin(["t0", "t1"])]
+    text = "\n".join(targets(weak, **get_suite("images").targets))
+    assert "succeeds on 2 of 2 tasks" in text and "at most 4 of 7 can still succeed" in text
+    pending = get_suite("images").targets | {"estimators": ("rfmi", "minde-c")}
+    assert "Open: 0 failures" in "\n".join(targets(weak, **pending))  # minde-c not run yet
     without_candidates = targets(images[images.estimator != "rfmi"], **get_suite("images").targets)
     assert "Not judged yet" in "\n".join(without_candidates)
     # v1 at n = 100,000: miest's estimators only, judged against the published counts

@@ -30,12 +30,12 @@ from miest.files import job_key, write_atomically
 from t2i.dataset import read_dataset, write_metadata
 from t2i.families import FAMILIES
 from t2i.finetune import INFO, FinetuneConfig, finetune
-from t2i.generation import generate
+from t2i.generation import Generation, generate
 from t2i.loading import load_pipeline
 from t2i.rounds import load_rounds, round_folder
 from t2i.selection import build_finetuning_set
 from t2i.toy import models
-from t2i.toy.checker import check
+from t2i.toy.checker import Check, check
 from t2i.toy.world import CATEGORIES, split
 
 SELECTIONS = ("base", "random", "mi", "oracle")
@@ -299,16 +299,9 @@ class Experiment:
         _, held = prompts_for(arm)
         prompts = [p for p in held for _ in range(arm.eval_seeds)]
         seeds = [10_000 + s for _ in held for s in range(arm.eval_seeds)]
-        result = generate(
-            pipe,
-            prompts,
-            seeds,
-            guidance_scale=arm.guidance_scale,
-            num_inference_steps=arm.sampling_steps,
-            output_type="np",
+        result, images, verdicts = generate_checked(
+            pipe, prompts, seeds, arm.guidance_scale, arm.sampling_steps
         )
-        images = (np.clip(result.images, 0, 1) * 255).round().astype(np.uint8)
-        verdicts = [check(p, image) for p, image in zip(prompts, images, strict=True)]
         rows = pd.DataFrame(
             {
                 "prompt": prompts,
@@ -320,6 +313,23 @@ class Experiment:
             }
         ).assign(**{name: value for name, value in asdict(arm).items()})
         return rows, images
+
+
+def generate_checked(
+    pipe, prompts: list[str], seeds: list[int], guidance_scale: float, steps: int
+) -> tuple[Generation, np.ndarray, list[Check]]:
+    """Images for ``prompts`` (one seed each) with their MI during generation, as uint8
+    arrays (n, h, w, 3), and the checker's verdict on each."""
+    result = generate(
+        pipe,
+        prompts,
+        seeds,
+        guidance_scale=guidance_scale,
+        num_inference_steps=steps,
+        output_type="np",
+    )
+    images = (np.clip(result.images, 0, 1) * 255).round().astype(np.uint8)
+    return result, images, [check(p, image) for p, image in zip(prompts, images, strict=True)]
 
 
 def diversity(images: np.ndarray, per_prompt: int) -> np.ndarray:

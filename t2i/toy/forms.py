@@ -28,11 +28,10 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from miest.integrate import FORMS
-from t2i.generation import generate
 from t2i.loading import load_pipeline
 from t2i.score import score
 from t2i.toy import models
-from t2i.toy.checker import check
+from t2i.toy.experiment import generate_checked
 from t2i.toy.world import CATEGORIES, split
 
 GENERATION = "generation"  # the orthogonal form as generation computes it
@@ -63,16 +62,7 @@ def image_rows(
         own = [train[i] for i in chosen[:prompts] for _ in range(images)]
         other = [train[i] for i in chosen[prompts:] for _ in range(images)]
         seeds = [seed * 100_000 + number * 1_000 + j for j in range(len(own))]
-        result = generate(
-            pipe,
-            own,
-            seeds,
-            guidance_scale=guidance_scale,
-            num_inference_steps=steps,
-            output_type="np",
-        )
-        pixels = (np.clip(result.images, 0, 1) * 255).round().astype(np.uint8)
-        verdicts = [check(p, image) for p, image in zip(own, pixels, strict=True)]
+        result, pixels, verdicts = generate_checked(pipe, own, seeds, guidance_scale, steps)
         mine = score(pipe, own, list(pixels), n_draws=n_draws, seed=seed)
         theirs = score(pipe, other, list(pixels), n_draws=n_draws, seed=seed)
         frames.append(

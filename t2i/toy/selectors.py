@@ -31,11 +31,11 @@ import torch
 
 from miest.files import job_key, save_figure, write_atomically
 from miest.integrate import FORMS
-from t2i.generation import combine, generate
+from t2i.generation import combine
 from t2i.loading import load_pipeline
 from t2i.score import score
 from t2i.toy import models
-from t2i.toy.checker import check
+from t2i.toy.experiment import generate_checked
 from t2i.toy.world import CATEGORIES, split
 
 GENERATION = "generation"  # the orthogonal form as generation computes it
@@ -72,16 +72,7 @@ def pool_rows(
     for start in range(0, len(pairs), batch):
         part = pairs[start : start + batch]
         texts, seeds = [p for p, _ in part], [s for _, s in part]
-        result = generate(
-            pipe,
-            texts,
-            seeds,
-            guidance_scale=guidance_scale,
-            num_inference_steps=steps,
-            output_type="np",
-        )
-        pixels = (np.clip(result.images, 0, 1) * 255).round().astype(np.uint8)
-        verdicts = [check(p, image) for p, image in zip(texts, pixels, strict=True)]
+        result, pixels, verdicts = generate_checked(pipe, texts, seeds, guidance_scale, steps)
         forms = score(pipe, texts, list(pixels), n_draws=n_draws, seed=seed)
         lam = result.path.log_snr(torch.as_tensor(result.times, dtype=torch.float64)).numpy()
         bands = {}
