@@ -218,7 +218,7 @@ def verdict(values: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 for _ in range(BOOTSTRAP)
             ]
         )  # (BOOTSTRAP, categories)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a category without a gap: nan
             columns = {
                 **{c: draws[:, i] for i, c in enumerate(groups)},
