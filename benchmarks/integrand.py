@@ -36,7 +36,7 @@ from benchmarks.rows import ResumableRows
 from miest import estimator
 from miest.data import split
 from miest.estimators.denoising import ConditionalDenoiserEstimator
-from miest.files import save_figure
+from miest.files import pyplot, save_figure
 from miest.integrate import FORMS
 from miest.paths import to_eps
 
@@ -223,10 +223,7 @@ def integrals(rows: pd.DataFrame) -> dict[str, float]:
 def plot(frame: pd.DataFrame, stem: Path) -> list[str]:
     """Per (task, variant): above, the exact integrand and each form's, with integrals;
     below, how far the fit's two predictions are from the exact ones (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = list(frame.groupby(["task", "estimator", "variant"], sort=False))
     fig, axes = plt.subplots(

@@ -39,7 +39,7 @@ from benchmarks.report import (
     summarise,
 )
 from benchmarks.suites import SUITES, Suite, get_suite
-from miest.files import save_figure, write_atomically
+from miest.files import pyplot, save_figure, write_atomically
 
 MARKERS = ("<!-- leaderboard -->", "<!-- /leaderboard -->")
 HEADLINE = "v1 n=10,000"  # the column the README's headline is read from
@@ -138,10 +138,7 @@ def headline(found: list[Column]) -> str:
 
 
 def plot(found: list[Column], order: pd.Index, stem: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     scores = pd.DataFrame({c.name: c.scores for c in found}).reindex(order)
     labels = pd.DataFrame({c.name: c.labels for c in found}).reindex(order).fillna("")

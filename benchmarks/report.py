@@ -14,7 +14,7 @@ import pandas as pd
 
 import miest
 from benchmarks.suites import Suite
-from miest.files import save_figure, write_atomically
+from miest.files import pyplot, save_figure, write_atomically
 
 
 def tolerance(truth):
@@ -65,7 +65,7 @@ MARKERS = "osD^vP*Xph<>"
 
 def styles(estimators: list[str]) -> dict[str, dict]:
     """A distinct (colour, marker) per estimator, the same in every plot of a report."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     colors = plt.get_cmap("tab20").colors
     return {
@@ -83,7 +83,7 @@ def family(task: str) -> str:
 def plot_estimates(summary: pd.DataFrame, stem: Path) -> list[str]:
     """Estimate against truth, one panel per task family, estimators side by side at each
     truth; estimates far outside the panel's range are drawn at its edge and labelled."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     summary = summary[summary.true_mi.notna()]
     if summary.empty:
@@ -154,7 +154,7 @@ def plot_estimates(summary: pd.DataFrame, stem: Path) -> list[str]:
 
 
 def plot_heatmap(summary: pd.DataFrame, stem: Path) -> list[str]:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     table = summary.pivot_table(index="task", columns="estimator", values="rel_error")
     table = table[[e for e in dict.fromkeys(summary.estimator) if e in table]]
@@ -174,7 +174,7 @@ def plot_heatmap(summary: pd.DataFrame, stem: Path) -> list[str]:
 
 
 def plot_time_accuracy(summary: pd.DataFrame, stem: Path) -> list[str]:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     per = (
         summary.groupby(["estimator", "library"])
@@ -211,9 +211,6 @@ def write_report(folder: Path, suite: Suite | None = None) -> Path:
 
     ``suite`` gives the title, the kind of report and the targets; by default the
     ``suite.json`` that ``run_suite`` saved in ``folder``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     csv = folder / "results.csv"
     if not csv.exists():
         raise FileNotFoundError(f"no results at {csv}: run the suite first (miest-bench run)")
@@ -435,7 +432,7 @@ def _mi_report(
 
 def plot_pmi_scatter(rows: list[dict], stem: Path) -> list[str]:
     """Estimated vs exact PMI: one panel per (task, estimator), one colour per form."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     estimators = list(dict.fromkeys(r["estimator"] for r in rows))
@@ -558,7 +555,7 @@ def consistency_checks(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot_consistency(table: pd.DataFrame, stem: Path) -> list[str]:
     """Baseline MI vs rows (with the upper bound), and the DPI and additivity ratios."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from benchmarks.consistency import IDEAL_RATIO
 

@@ -6,8 +6,8 @@ instead of reusing a stale result; a rerun skips the jobs whose file exists).
 Every cache and resumable table of the project keys its jobs with :func:`job_key` or
 :func:`config_key`: benchmark jobs (``benchmarks.suites.Job.key``), resumable result rows
 (``benchmarks.rows``), the toy study's arms and pools (``t2i.toy.experiment``) and a
-fine-tuning set being built (``t2i.selection``). Figures are saved with
-:func:`save_figure`, so a rerun writes the same bytes.
+fine-tuning set being built (``t2i.selection``). Figures are drawn with
+:func:`pyplot` and saved with :func:`save_figure`, so a rerun writes the same bytes.
 """
 
 from __future__ import annotations
@@ -49,6 +49,17 @@ def job_key(name: str, config: Mapping[str, object]) -> str:
     """A file-name-safe job key: a readable ``name`` and the ``config_key`` of ``config``,
     which must hold every setting the result depends on (defaults resolved)."""
     return f"{name}__{config_key(config)}"
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed), for the
+    functions that draw a figure and hand it to :func:`save_figure`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_figure(path_stem: Path, fig) -> list[str]:

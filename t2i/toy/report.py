@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from miest.files import save_figure, write_atomically
+from miest.files import pyplot, save_figure, write_atomically
 from t2i.toy import selectors
 from t2i.toy.world import CATEGORIES
 
@@ -196,10 +196,7 @@ def load_pools(results: str | Path) -> pd.DataFrame:
 
 
 def plot_headline(rows: pd.DataFrame, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     families = sorted(rows["family"].unique())
     fig, axes = plt.subplots(1, len(families), figsize=(6 * len(families), 3.6), squeeze=False)
@@ -230,10 +227,7 @@ def plot_headline(rows: pd.DataFrame, out: Path) -> None:
 
 
 def plot_mi_vs_score(pools: pd.DataFrame, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = list(pools.groupby(["family", "category"]))
     fig, axes = plt.subplots(1, len(groups), figsize=(3 * len(groups), 3), squeeze=False)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from miest.files import job_key, save_figure, write_atomically
+from miest.files import job_key, pyplot, save_figure, write_atomically
 from miest.integrate import FORMS
 from t2i.generation import combine
 from t2i.loading import load_pipeline
@@ -245,10 +245,7 @@ def verdict(values: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 def plot(table: pd.DataFrame, out: Path) -> list[str]:
     """Captured share (mean over categories) of every rule, half 1 against half 2, one
     panel per family: rules that hold up lie near the diagonal, far from 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     means = table.groupby(["family", "rule", "half"])["captured"].mean().unstack("half")
     families = list(dict.fromkeys(table["family"]))
