@@ -30,7 +30,12 @@ UNKEYED = ("seed", "progress", "threads")  # in the key already, or without effe
 # Options added after jobs were cached, at the value that reproduces the behaviour from
 # before they existed: left out of the key at that value, so those jobs keep their keys
 # (any other value, including a later default, is keyed).
-NEUTRAL = {"condition_encoder": None, "network": "mlp", "image_shape": None}
+NEUTRAL = {
+    "condition_encoder": None,
+    "network": "mlp",
+    "image_shape": None,
+    "unconditional_target": "data",
+}
 
 
 @lru_cache

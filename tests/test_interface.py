@@ -220,3 +220,14 @@ def test_convolutional_denoiser_fits_image_rows_and_rejects_other_shapes():
         quick("rfmi", network="conv", image_shape=(3, 3)).fit(x, y)
     with pytest.raises(ValueError, match="network must be 'mlp' or 'conv'"):
         miest.estimator("rfmi", network="unet")
+
+
+def test_distilled_unconditional_fits_repeats_and_rejects_unknown_targets(sample):
+    x, y = sample
+    est = quick("rfmi", unconditional_target="conditional", seed=4).fit(x, y)
+    assert np.isfinite(est.pointwise()).all()
+    repeat = quick("rfmi", unconditional_target="conditional", seed=4).estimate(x, y)
+    assert est.mutual_information() == repeat
+    assert repeat != quick("rfmi", seed=4).estimate(x, y)  # a different training loss
+    with pytest.raises(ValueError, match="unconditional_target must be 'data' or 'conditional'"):
+        miest.estimator("minde-c", unconditional_target="marginal")

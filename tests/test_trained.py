@@ -70,3 +70,15 @@ def test_symmetry(gaussian, name):
     backward = miest.estimator(name, seed=0).estimate(y, x)
     assert abs(forward - backward) < 0.1
     assert abs(forward - pair.mutual_information()) < max(0.1, 0.1 * pair.mutual_information())
+
+
+@pytest.mark.slow
+def test_distilled_unconditional_keeps_the_truth(gaussian):
+    """RFMI's unconditional prediction trained on its conditional one (not on the data) has
+    the exact unconditional prediction as its optimum (tower property): the estimate stays
+    within the diffusion tolerance on a closed-form Gaussian. (MINDE-C's does not at its
+    default budget: 0.46 for 0.65 nats; its docstring says so.)"""
+    pair, x, y = gaussian
+    estimate = miest.estimator("rfmi", seed=0, unconditional_target="conditional").estimate(x, y)
+    truth = pair.mutual_information()
+    assert abs(estimate - truth) < max(0.1, 0.1 * truth), (estimate, truth)

@@ -210,6 +210,19 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             -0.01), at about 6 times the MLP's time per training step on a CPU.
         image_shape: ``(height, width)`` or ``(channels, height, width)`` of the diffused
             variable's rows for ``network="conv"``; ``None``: one square channel.
+        unconditional_target: what the rows trained unconditionally regress on: ``"data"``
+            (the model's own target, as in classifier-free guidance) or ``"conditional"``
+            (the network's own conditional prediction for the same noisy row and its
+            condition, not differentiated through). With ``"conditional"`` the
+            unconditional prediction learns the posterior average of the conditional ones
+            (the optimal unconditional prediction when the conditional one is optimal), so
+            an error of the conditional prediction that does not depend on ``y`` cancels in
+            the gap instead of being compared with the unconditional network's own error.
+            Costs a second forward pass per training step. Not the default: with RFMI on
+            image pairs (n = 10,000, seed 0, results/integrand/) it halves the excess past
+            log-SNR -0.5 on ``label-identity`` (cross form 2.31 nats for the truth 2.30,
+            default 2.86) and leaves the other tasks about as they were; on a closed-form
+            Gaussian (truth 0.65 nats) MINDE-C's cross form falls to 0.46 (default 0.60).
     """
 
     path: Literal["vp", "rf"] = "vp"
@@ -220,6 +233,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
     condition_encoder: Literal["infonce"] | None = None
     network: Literal["mlp", "conv"] = "mlp"
     image_shape: tuple[int, ...] | None = None
+    unconditional_target: Literal["data", "conditional"] = "data"
 
     def __post_init__(self):
         super().__post_init__()
@@ -238,6 +252,11 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             raise ValueError("image_shape is for network='conv'")
         if self.network == "conv" and self.condition_width is not None:
             raise ValueError("condition_width is for network='mlp' (conv embeds the condition)")
+        if self.unconditional_target not in ("data", "conditional"):
+            raise ValueError(
+                "unconditional_target must be 'data' or 'conditional', "
+                f"got {self.unconditional_target!r}"
+            )
         if not 0 < self.condition_dropout < 1:
             raise ValueError(f"condition_dropout must be in (0, 1), got {self.condition_dropout}")
 
@@ -267,10 +286,18 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             keep = (torch.rand(data.shape[0], generator=generator) >= self.condition_dropout).to(
                 data
             )
-            prediction = net(self.path_.noisy(data, eps, t), t, cond, keep)
+            noisy = self.path_.noisy(data, eps, t)
             target = training_target(data, eps, t, self.path_, self.parametrisation)
             weight = loss_weight(t, self.path_, self.parametrisation)
-            return ((prediction - target).pow(2).sum(1) * weight).mean()
+            if self.unconditional_target == "conditional":
+                conditional = net(noisy, t, cond)
+                unconditional = net(noisy, t, None)
+                squared = keep * (conditional - target).pow(2).sum(1) + (1 - keep) * (
+                    unconditional - conditional.detach()
+                ).pow(2).sum(1)
+            else:
+                squared = (net(noisy, t, cond, keep) - target).pow(2).sum(1)
+            return (squared * weight).mean()
 
         return self._train(self.net_, loss_fn, (data, cond), (data_test, cond_test))
 
