@@ -355,7 +355,12 @@ class MIEstimator(ABC):
             raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(x, y) first")
 
     def _train(
-        self, net: torch.nn.Module, loss_fn: LossFn, data: tuple, held_out: tuple
+        self,
+        net: torch.nn.Module,
+        loss_fn: LossFn,
+        data: tuple,
+        held_out: tuple,
+        val_loss_fn: LossFn | None = None,
     ) -> TrainingLog:
         """``miest.training.train`` with this estimator's optimisation hyper-parameters."""
         return train(
@@ -372,6 +377,7 @@ class MIEstimator(ABC):
             ema_decay=self.ema_decay,
             progress=self.progress,
             desc=self.name,
+            val_loss_fn=val_loss_fn,
         )
 
     def _generator(self, offset: int) -> torch.Generator:

@@ -106,9 +106,15 @@ def train(
     ema_decay: float = 0.995,
     progress: bool = False,
     desc: str = "training",
+    val_loss_fn: LossFn | None = None,
 ) -> TrainingLog:
     """Train ``model`` in place; stop after ``patience`` evaluations without a better held-out
-    loss. Returns the curves. ``steps`` is the maximum number of optimiser steps."""
+    loss. Returns the curves. ``steps`` is the maximum number of optimiser steps.
+
+    ``val_loss_fn`` (default ``loss_fn``) is the held-out criterion of early stopping and of
+    the checkpoint kept: a training loss whose target moves with the model (a network
+    regressing on its own detached outputs) is no criterion, since its value can rise while
+    the model improves."""
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
@@ -130,7 +136,7 @@ def train(
         running.append(float(loss.detach()))
         if step % eval_every and step != steps:
             continue
-        val = evaluate_loss(ema.module, loss_fn, val_data, seed + 1)
+        val = evaluate_loss(ema.module, val_loss_fn or loss_fn, val_data, seed + 1)
         log.steps.append(step)
         log.train_loss.append(sum(running) / len(running))
         log.val_loss.append(val)

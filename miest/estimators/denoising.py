@@ -12,6 +12,7 @@ parametrisation and the time samplers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Literal
@@ -278,7 +279,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
         train_sampler = self._train_sampler()
         self.net_ = self._network(data.shape[1], cond.shape[1]).to(self.device)
 
-        def loss_fn(net, batch, generator):
+        def loss_fn(net, batch, generator, distil=self.unconditional_target == "conditional"):
             data, cond = batch
             t, _ = train_sampler.sample(self.path_, data.shape[0], generator)
             t = t.to(data)
@@ -289,7 +290,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             noisy = self.path_.noisy(data, eps, t)
             target = training_target(data, eps, t, self.path_, self.parametrisation)
             weight = loss_weight(t, self.path_, self.parametrisation)
-            if self.unconditional_target == "conditional":
+            if distil:
                 conditional = net(noisy, t, cond)
                 unconditional = net(noisy, t, None)
                 squared = keep * (conditional - target).pow(2).sum(1) + (1 - keep) * (
@@ -299,7 +300,12 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
                 squared = (net(noisy, t, cond, keep) - target).pow(2).sum(1)
             return (squared * weight).mean()
 
-        return self._train(self.net_, loss_fn, (data, cond), (data_test, cond_test))
+        # held out, the model's own loss on the data: the distilled loss's target moves
+        # with the network, so its value is no criterion for stopping or checkpoints
+        data_loss = functools.partial(loss_fn, distil=False)
+        return self._train(
+            self.net_, loss_fn, (data, cond), (data_test, cond_test), val_loss_fn=data_loss
+        )
 
     def _network(self, dim_data: int, dim_cond: int) -> torch.nn.Module:
         if self.network == "conv":
