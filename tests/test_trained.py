@@ -73,12 +73,14 @@ def test_symmetry(gaussian, name):
 
 
 @pytest.mark.slow
-def test_distilled_unconditional_keeps_the_truth(gaussian):
-    """RFMI's unconditional prediction trained on its conditional one (not on the data) has
-    the exact unconditional prediction as its optimum (tower property): the estimate stays
-    within the diffusion tolerance on a closed-form Gaussian. (MINDE-C's does not at its
-    default budget: 0.46 for 0.65 nats; its docstring says so.)"""
+@pytest.mark.parametrize("name", ["rfmi", "minde-c"])
+def test_distilled_unconditional_keeps_the_truth(gaussian, name):
+    """An unconditional prediction trained on the network's own conditional one (not on the
+    data) has the exact unconditional prediction as its optimum (tower property): the
+    estimate stays within the diffusion tolerance on a closed-form Gaussian. (Measured:
+    RFMI 0.68, MINDE-C 0.59 for 0.65 nats; before early stopping followed the data loss,
+    MINDE-C's fit stopped on the moving distilled loss and gave 0.46.)"""
     pair, x, y = gaussian
-    estimate = miest.estimator("rfmi", seed=0, unconditional_target="conditional").estimate(x, y)
+    estimate = miest.estimator(name, seed=0, unconditional_target="conditional").estimate(x, y)
     truth = pair.mutual_information()
     assert abs(estimate - truth) < max(0.1, 0.1 * truth), (estimate, truth)
