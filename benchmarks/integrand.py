@@ -60,7 +60,7 @@ def digit_index(pixels: np.ndarray) -> np.ndarray:
         raise ValueError("rows that are not dequantised digit images") from None
 
 
-def _log_mass_and_mean(lower, upper, centre, scale):
+def log_mass_and_mean(lower, upper, centre, scale):
     """For ``N(centre, scale^2)`` truncated to ``[lower, upper]`` (broadcast tensors): the log
     of its mass in the interval and its mean there, computed stably in both tails."""
     a, b = (lower - centre) / scale, (upper - centre) / scale
@@ -119,7 +119,7 @@ def exact_profile(
     if preprocess == "standardize":
         log_norm = torch.log(upper - lower)
     else:
-        log_norm = _log_mass_and_mean(lower, upper, torch.zeros(()), torch.ones(()))[0]
+        log_norm = log_mass_and_mean(lower, upper, torch.zeros(()), torch.ones(()))[0]
     # one-hot (64 * LEVELS, images): image j has value v at pixel d
     onehot = torch.zeros(pixels * LEVELS, len(images), dtype=torch.float64)
     cells = (np.arange(pixels) * LEVELS + images).ravel()  # row-major: image by image
@@ -144,7 +144,7 @@ def exact_profile(
             noisy = x0 + scale * torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
             for rows in torch.arange(len(x0)).split(chunk):
                 centre = noisy[rows][:, :, None] / widen
-                log_mass, mean = _log_mass_and_mean(lower, upper, centre, spread)
+                log_mass, mean = log_mass_and_mean(lower, upper, centre, spread)
                 likelihood = (log_mass - log_norm).flatten(1) @ onehot  # (rows, images)
                 exact = {}
                 for name, log_weight in (("c", log_given_y[rows]), ("u", log_prior)):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import forms, runner, suites
+from benchmarks import consistency, forms, runner, suites
 from benchmarks.cli import main
 from benchmarks.estimators import build
 from benchmarks.report import targets, tolerance, write_report
@@ -206,6 +206,44 @@ def test_consistency_tasks_have_the_exact_structure_their_tests_rely_on():
     for bad in ("dpi-r2", "baseline-r9", "rotation-r2", "baseline"):
         with pytest.raises(ValueError, match="consistency task"):
             consistency.parse(bad)
+
+
+def _box_channel_mi(value: int, noise: float) -> float:
+    """I(a; a + noise N) for a uniform on the box [value, value + 1] / 17, by quadrature."""
+    from scipy.integrate import quad
+    from scipy.special import xlogy
+    from scipy.stats import norm
+
+    lo, hi = value / 17, (value + 1) / 17
+    density = lambda b: 17 * (norm.cdf((b - lo) / noise) - norm.cdf((b - hi) / noise))  # noqa: E731
+    entropy = quad(lambda b: -xlogy(density(b), density(b)), lo - 8 * noise, hi + 8 * noise)[0]
+    return entropy - 0.5 * np.log(2 * np.pi * np.e * noise**2)
+
+
+def test_box_gaussian_mi_matches_closed_forms():
+    """The Monte Carlo MI behind the consistency tasks' truth: for one image it is the sum
+    over pixels of each box's channel MI (quadrature); for two images far apart against
+    the noise it adds log 2 (which image is identified)."""
+    one = np.array([[0, 8, 16]])
+    exact = sum(_box_channel_mi(v, 0.05) for v in one[0])
+    mi, se = consistency.box_gaussian_mi(one, 0.05, n=20_000, seed=1)
+    assert abs(mi - exact) < 4 * se + 1e-3, (mi, exact, se)
+    two = np.array([[0, 0, 16], [16, 16, 0]])
+    exact_two = np.log(2) + sum(_box_channel_mi(v, 0.05) for v in two[0])
+    mi, se = consistency.box_gaussian_mi(two, 0.05, n=20_000, seed=2)
+    assert abs(mi - exact_two) < 4 * se + 1e-3, (mi, exact_two, se)
+
+
+def test_consistency_tasks_exact_mi_obeys_the_structure_and_the_bound():
+    mi = {task: consistency.exact_mi(task) for task in consistency.TASKS}
+    assert mi["independent-r8"] == (0.0, 0.0)
+    baseline = [mi[f"baseline-r{r}"][0] for r in (1, 2, 4, 6, 8)]
+    assert np.all(np.diff(baseline) > 0)
+    for r in (4, 6, 8):
+        assert mi[f"dpi-r{r}"] == mi[f"baseline-r{r}"]
+    assert mi["additivity-r4"][0] == pytest.approx(2 * mi["baseline-r4"][0])
+    for task, (value, se) in mi.items():
+        assert value <= consistency.upper_bound(task) + 3 * se, task
 
 
 def test_consistency_suite_reports_ratios_and_bound(tmp_path):
