@@ -35,6 +35,7 @@ NEUTRAL = {
     "network": "mlp",
     "image_shape": None,
     "unconditional_target": "data",
+    "unconditional_weight": 1.0,
 }
 
 

@@ -231,3 +231,13 @@ def test_distilled_unconditional_fits_repeats_and_rejects_unknown_targets(sample
     assert repeat != quick("rfmi", seed=4).estimate(x, y)  # a different training loss
     with pytest.raises(ValueError, match="unconditional_target must be 'data' or 'conditional'"):
         miest.estimator("minde-c", unconditional_target="marginal")
+
+
+def test_unconditional_weight_changes_the_fit_and_must_be_positive(sample):
+    x, y = sample
+    weighted = quick("minde-c", unconditional_weight=2.0, seed=4).estimate(x, y)
+    assert weighted == quick("minde-c", unconditional_weight=2.0, seed=4).estimate(x, y)
+    assert weighted != quick("minde-c", seed=4).estimate(x, y)
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="unconditional_weight must be positive"):
+            miest.estimator("rfmi", unconditional_weight=bad)
