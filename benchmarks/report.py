@@ -223,7 +223,7 @@ def write_report(folder: Path, suite: Suite | None = None) -> Path:
     if suite.kind == "pointwise":
         lines = _pointwise_report(frame, folder, suite.description)
     elif suite.kind == "consistency":
-        lines = _consistency_report(frame, folder, suite.description)
+        lines = _consistency_report(frame, folder, suite.description, suite.targets)
     else:
         target = None
         if suite.targets is not None:
@@ -550,15 +550,46 @@ def consistency_checks(table: pd.DataFrame) -> pd.DataFrame:
                 ((part.estimate - part.true_mi).abs() <= tolerance(part.true_mi)).sum()
             ),
         }
-        holds = [
-            abs(row["independent"]) <= 0.1,
-            row["monotone_violations"] == 0,
-            row["above_bound"] == 0,
-            0.9 <= row["dpi_ratio"] <= 1.1,
-            1.7 <= row["additivity_ratio"] <= 2.3,
-        ]
-        per.append(row | {"passed": int(sum(holds))})
+        per.append(row | {"passed": int(sum(check_holds(row).values()))})
     return pd.DataFrame(per)
+
+
+def check_holds(row) -> dict[str, bool]:
+    """Whether each of ``CONSISTENCY_CHECKS`` holds for one row of ``consistency_checks``."""
+    return {
+        "independent": abs(row["independent"]) <= 0.1,
+        "monotone_violations": row["monotone_violations"] == 0,
+        "above_bound": row["above_bound"] == 0,
+        "dpi_ratio": 0.9 <= row["dpi_ratio"] <= 1.1,
+        "additivity_ratio": 1.7 <= row["additivity_ratio"] <= 2.3,
+    }
+
+
+def consistency_targets(checks: pd.DataFrame, candidates: tuple[str, ...]) -> list[str]:
+    """The target: every one of ``candidates`` passes all ``CONSISTENCY_CHECKS``
+    (``checks``: rows of ``consistency_checks``); a line per candidate, then the verdict."""
+    lines, failing = [], []
+    for name in candidates:
+        row = checks[checks.estimator == name]
+        if row.empty:
+            lines.append(f"- `{name}`: not run yet.")
+            failing.append(name)
+            continue
+        row = row.iloc[0]
+        holds = check_holds(row)
+        missed = [f"{key} {row[key]:.3g}" for key, ok in holds.items() if not ok]
+        lines.append(
+            f"- `{name}`: {sum(holds.values())} of {len(holds)} checks hold"
+            + (f"; fails {', '.join(missed)}." if missed else ".")
+        )
+        failing += [name] if missed else []
+    verdict = "Met." if not failing else f"Not met ({', '.join(f'`{n}`' for n in failing)})."
+    target = ", ".join(f"`{n}`" for n in candidates)
+    return [
+        f"Target: {target} each pass all {len(CONSISTENCY_CHECKS)} checks. {verdict}",
+        "",
+        *lines,
+    ]
 
 
 def plot_consistency(table: pd.DataFrame, stem: Path) -> list[str]:
@@ -599,7 +630,9 @@ def plot_consistency(table: pd.DataFrame, stem: Path) -> list[str]:
     return names
 
 
-def _consistency_report(frame: pd.DataFrame, folder: Path, title: str) -> list[str]:
+def _consistency_report(
+    frame: pd.DataFrame, folder: Path, title: str, targets: dict | None = None
+) -> list[str]:
     from benchmarks import consistency
 
     table = consistency_table(frame)
@@ -632,6 +665,11 @@ def _consistency_report(frame: pd.DataFrame, folder: Path, title: str) -> list[s
         "",
         markdown_table(per),
         "",
+        *(
+            ["## Targets", "", *consistency_targets(per, tuple(targets["candidates"])), ""]
+            if targets
+            else []
+        ),
         "## Estimates (nats, seed mean)",
         "",
         markdown_table(wide),

@@ -269,6 +269,24 @@ def test_consistency_suite_reports_ratios_and_bound(tmp_path):
     assert "Self-consistency report" in text and (tmp_path / "cons" / "consistency.svg").exists()
 
 
+def test_consistency_targets_name_each_failed_check_and_need_every_candidate():
+    from benchmarks.report import consistency_targets
+
+    good = {"independent": 0.05, "monotone_violations": 0, "above_bound": 0}
+    checks = pd.DataFrame(
+        [
+            {"estimator": "rfmi", **good, "dpi_ratio": 1.0, "additivity_ratio": 2.0},
+            {"estimator": "minde-c", **good, "dpi_ratio": 0.8, "additivity_ratio": 2.0},
+        ]
+    )
+    assert consistency_targets(checks, ("rfmi",))[0].endswith("Met.")
+    lines = consistency_targets(checks, ("rfmi", "minde-c", "minde-j"))
+    assert lines[0].endswith("Not met (`minde-c`, `minde-j`).")
+    assert "- `rfmi`: 5 of 5 checks hold." in lines
+    assert "`minde-c`: 4 of 5 checks hold; fails dpi_ratio 0.8." in lines[3]
+    assert lines[4] == "- `minde-j`: not run yet."
+
+
 def test_atomic_writes_replace_whole_files_readable_by_all(tmp_path):
     target = tmp_path / "sub" / "results.csv"
     runner.write_atomically(target, "a,b\n1,2\n")
