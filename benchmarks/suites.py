@@ -36,6 +36,7 @@ NEUTRAL = {
     "image_shape": None,
     "unconditional_target": "data",
     "unconditional_weight": 1.0,
+    "weight_decay": 0.0,
 }
 
 

@@ -158,6 +158,7 @@ class MIEstimator(ABC):
         steps: maximum optimiser steps; early stopping may end sooner (on the bmi v1
             tasks at 10,000 samples most fits run to 4,000: results/forms/).
         batch_size, lr: Adam mini-batch size and learning rate.
+        weight_decay: AdamW's decoupled weight decay (0: plain Adam), a regulariser.
         hidden, depth: width and number of residual blocks of the networks.
         eval_every, patience: held-out loss every ``eval_every`` steps; stop after
             ``patience`` evaluations without improvement.
@@ -180,6 +181,7 @@ class MIEstimator(ABC):
     steps: int = 4000
     batch_size: int = 256
     lr: float = 2e-3
+    weight_decay: float = 0.0
     hidden: int = 128
     depth: int = 2
     eval_every: int = 200
@@ -198,6 +200,8 @@ class MIEstimator(ABC):
             check_positive_int(name, getattr(self, name))
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
         torch_device(self.device)
         check_positive_int("threads", self.threads, optional=True)
 
@@ -378,6 +382,7 @@ class MIEstimator(ABC):
             progress=self.progress,
             desc=self.name,
             val_loss_fn=val_loss_fn,
+            weight_decay=self.weight_decay,
         )
 
     def _generator(self, offset: int) -> torch.Generator:

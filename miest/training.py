@@ -107,6 +107,7 @@ def train(
     progress: bool = False,
     desc: str = "training",
     val_loss_fn: LossFn | None = None,
+    weight_decay: float = 0.0,
 ) -> TrainingLog:
     """Train ``model`` in place; stop after ``patience`` evaluations without a better held-out
     loss. Returns the curves. ``steps`` is the maximum number of optimiser steps.
@@ -114,9 +115,12 @@ def train(
     ``val_loss_fn`` (default ``loss_fn``) is the held-out criterion of early stopping and of
     the checkpoint kept: a training loss whose target moves with the model (a network
     regressing on its own detached outputs) is no criterion, since its value can rise while
-    the model improves."""
+    the model improves. ``weight_decay > 0``: AdamW's decoupled weight decay instead of Adam."""
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    if weight_decay:
+        optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
     n = train_data[0].shape[0]
     batch_size = min(batch_size, n)

@@ -241,3 +241,17 @@ def test_unconditional_weight_changes_the_fit_and_must_be_positive(sample):
     for bad in (0, -1.0):
         with pytest.raises(ValueError, match="unconditional_weight must be positive"):
             miest.estimator("rfmi", unconditional_weight=bad)
+
+
+def test_weight_decay_shrinks_the_weights_and_must_be_non_negative(sample):
+    x, y = sample
+    plain = quick("infonce", seed=4).fit(x, y)
+    decayed = quick("infonce", weight_decay=1.0, seed=4).fit(x, y)
+    assert decayed.estimate(x, y) == quick("infonce", weight_decay=1.0, seed=4).estimate(x, y)
+
+    def norm(est):
+        return float(sum(p.detach().pow(2).sum() for p in est.net_.parameters()))
+
+    assert norm(decayed) < norm(plain)
+    with pytest.raises(ValueError, match="weight_decay must be non-negative"):
+        miest.estimator("mine", weight_decay=-0.1)
