@@ -37,6 +37,7 @@ NEUTRAL = {
     "unconditional_target": "data",
     "unconditional_weight": 1.0,
     "weight_decay": 0.0,
+    "condition_decay": 0.0,
 }
 
 

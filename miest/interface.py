@@ -17,7 +17,7 @@ import functools
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -365,6 +365,7 @@ class MIEstimator(ABC):
         data: tuple,
         held_out: tuple,
         val_loss_fn: LossFn | None = None,
+        after_step: Callable[[], None] | None = None,
     ) -> TrainingLog:
         """``miest.training.train`` with this estimator's optimisation hyper-parameters."""
         return train(
@@ -383,6 +384,7 @@ class MIEstimator(ABC):
             desc=self.name,
             val_loss_fn=val_loss_fn,
             weight_decay=self.weight_decay,
+            after_step=after_step,
         )
 
     def _generator(self, offset: int) -> torch.Generator:

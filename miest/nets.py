@@ -74,9 +74,13 @@ class ConditionalDenoiser(nn.Module):
                 nn.Linear(dim_y, hidden), nn.SiLU(), nn.Linear(hidden, condition_width)
             )
             dim_y = condition_width
-        self.dim_y = dim_y
+        self.dim_x, self.dim_y = dim_x, dim_y
         self.time = FourierTime(time_dim)
         self.mlp = ResidualMLP(dim_x + dim_y + 1 + self.time.dim, dim_x, hidden, depth)
+
+    def condition_weights(self) -> Tensor:
+        """The first-layer weights that read the (embedded) condition: a (hidden, dim_y) view."""
+        return self.mlp.inp.weight[:, self.dim_x : self.dim_x + self.dim_y]
 
     def forward(
         self, x_t: Tensor, t: Tensor, y: Tensor | None, keep: Tensor | None = None
@@ -140,6 +144,10 @@ class ConvConditionalDenoiser(nn.Module):
             nn.SiLU(),
             nn.Conv2d(channels, image_shape[0], 3, padding=1),
         )
+
+    def condition_weights(self) -> Tensor:
+        """The embedding's first-layer weights that read the condition: a (hidden, dim_y) view."""
+        return self.embed[0].weight[:, : self.dim_y]
 
     def forward(
         self, x_t: Tensor, t: Tensor, y: Tensor | None, keep: Tensor | None = None

@@ -108,6 +108,7 @@ def train(
     desc: str = "training",
     val_loss_fn: LossFn | None = None,
     weight_decay: float = 0.0,
+    after_step: Callable[[], None] | None = None,
 ) -> TrainingLog:
     """Train ``model`` in place; stop after ``patience`` evaluations without a better held-out
     loss. Returns the curves. ``steps`` is the maximum number of optimiser steps.
@@ -115,7 +116,8 @@ def train(
     ``val_loss_fn`` (default ``loss_fn``) is the held-out criterion of early stopping and of
     the checkpoint kept: a training loss whose target moves with the model (a network
     regressing on its own detached outputs) is no criterion, since its value can rise while
-    the model improves. ``weight_decay > 0``: AdamW's decoupled weight decay instead of Adam."""
+    the model improves. ``weight_decay > 0``: AdamW's decoupled weight decay instead of Adam.
+    ``after_step`` runs after every optimiser step (before the EMA update)."""
     generator = torch.Generator().manual_seed(seed)
     if weight_decay:
         optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -136,6 +138,8 @@ def train(
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        if after_step is not None:
+            after_step()
         ema.update_parameters(model)
         running.append(float(loss.detach()))
         if step % eval_every and step != steps:

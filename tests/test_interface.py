@@ -255,3 +255,19 @@ def test_weight_decay_shrinks_the_weights_and_must_be_non_negative(sample):
     assert norm(decayed) < norm(plain)
     with pytest.raises(ValueError, match="weight_decay must be non-negative"):
         miest.estimator("mine", weight_decay=-0.1)
+
+
+@pytest.mark.parametrize("network", ["mlp", "conv"])
+def test_condition_decay_shrinks_the_weights_reading_the_condition(network):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    y = x + 0.5 * rng.normal(size=(400, 4))
+    options = {"network": network, "steps": 200, "eval_every": 50, "seed": 1}
+    if network == "conv":
+        options["image_shape"] = (1, 2, 2)
+    plain = miest.estimator("minde-c", **options).fit(x, y)
+    decayed = miest.estimator("minde-c", condition_decay=50.0, **options).fit(x, y)
+    # the same seed draws the same batches: what differs is the condition's weights
+    assert decayed.net_.condition_weights().norm() < 0.5 * plain.net_.condition_weights().norm()
+    with pytest.raises(ValueError, match="condition_decay must be non-negative"):
+        miest.estimator("rfmi", condition_decay=-1.0)

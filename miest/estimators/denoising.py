@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -247,6 +248,10 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             2.73; seed 0) but, like 70% condition dropout, loses weak dependences
             (``student-identity-1-1-1`` 0.00 for 0.22; the defaults 0.19): what starves the
             conditional prediction is its share of the gradient, not of the rows.
+        condition_decay: decoupled weight decay (per step, ``lr * condition_decay``) of the
+            first-layer weights that read the condition only: a penalty on using ``y``
+            that leaves the rest of the network free. Not the default (0): measured in
+            results/forms/ (``mindec_condition_decay_*``).
     """
 
     path: Literal["vp", "rf"] = "vp"
@@ -259,6 +264,7 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
     image_shape: tuple[int, ...] | None = None
     unconditional_target: Literal["data", "conditional"] = "data"
     unconditional_weight: float = 1.0
+    condition_decay: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -286,6 +292,8 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
             raise ValueError(
                 f"unconditional_weight must be positive, got {self.unconditional_weight}"
             )
+        if not self.condition_decay >= 0:
+            raise ValueError(f"condition_decay must be non-negative, got {self.condition_decay}")
         if not 0 < self.condition_dropout < 1:
             raise ValueError(f"condition_dropout must be in (0, 1), got {self.condition_dropout}")
 
@@ -333,8 +341,25 @@ class ConditionalDenoiserEstimator(IntegralEstimator):
         # with the network, so its value is no criterion for stopping or checkpoints
         data_loss = functools.partial(loss_fn, distil=False)
         return self._train(
-            self.net_, loss_fn, (data, cond), (data_test, cond_test), val_loss_fn=data_loss
+            self.net_,
+            loss_fn,
+            (data, cond),
+            (data_test, cond_test),
+            val_loss_fn=data_loss,
+            after_step=self._condition_decay_step(),
         )
+
+    def _condition_decay_step(self) -> Callable[[], None] | None:
+        """Decoupled decay of the weights that read the condition (``condition_decay``)."""
+        if not self.condition_decay:
+            return None
+        net, factor = self.net_, 1 - self.lr * self.condition_decay
+
+        @torch.no_grad()
+        def step() -> None:
+            net.condition_weights().mul_(factor)
+
+        return step
 
     def _network(self, dim_data: int, dim_cond: int) -> torch.nn.Module:
         if self.network == "conv":
