@@ -12,7 +12,8 @@ A variant is a named set of hyper-parameters, ``--variant long:steps=12000,patie
 estimator's defaults. With ``--csv`` every fit is appended to the file as it finishes
 (written atomically) with the key of its settings (``row_key``: task, size, seed, variant
 and every resolved hyper-parameter), and a rerun skips the keys already there, so a long
-run resumes and a changed default is refitted. Printed, not asserted: it informs the
+run resumes and a changed default is refitted. Consistency tasks are judged by the
+consistency suite's five checks, per variant and form. Printed, not asserted: it informs the
 choice of defaults.
 """
 
@@ -29,7 +30,7 @@ import pandas as pd
 import torch
 
 from benchmarks import consistency, images
-from benchmarks.report import tolerance
+from benchmarks.report import consistency_checks, consistency_table, tolerance
 from benchmarks.rows import ResumableRows
 from benchmarks.suites import QUICK, resolved_options
 from benchmarks.tasks import get_task
@@ -128,6 +129,31 @@ def successes(frame: pd.DataFrame) -> pd.DataFrame:
     return within.groupby(level=["estimator", "variant"], sort=False).sum()
 
 
+def consistency_checks_by_form(frame: pd.DataFrame) -> pd.DataFrame:
+    """The consistency suite's five checks (``benchmarks.report.consistency_checks``, seed
+    means) per (estimator, variant) and form, on the consistency rows; bmi rows are left
+    out. A ratio whose tasks have not all run is NaN."""
+    if "upper bound" not in frame:
+        return pd.DataFrame()
+    rows = frame.dropna(subset=["upper bound"])
+    parsed = [consistency.parse(task) for task in rows.task]
+    checks = []
+    for form in FORMS:
+        estimates = pd.DataFrame(
+            {
+                "test": [test for test, _ in parsed],
+                "rows": [r for _, r in parsed],
+                "estimator": (rows.estimator + " " + rows.variant).to_numpy(),
+                "library": form,  # consistency_checks groups by library: here, the form
+                "estimate": rows[form].to_numpy(),
+                "upper_bound": rows["upper bound"].to_numpy(),
+                "error": "",
+            }
+        )
+        checks.append(consistency_checks(consistency_table(estimates)))
+    return pd.concat(checks).rename(columns={"library": "form"}).reset_index(drop=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
@@ -172,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{rows.frame().dropna(subset=['truth']).task.nunique()}:"
         )
         print(counts.to_string())
+    checks = consistency_checks_by_form(rows.frame())
+    if len(checks):
+        print("\nconsistency checks (benchmarks.report.CONSISTENCY_CHECKS), seed means:")
+        print(checks.round(3).to_string(index=False))
     return 0
 
 

@@ -446,6 +446,31 @@ def test_forms_records_every_form_per_fit_and_resumes_from_its_csv(tmp_path, cap
         forms.main(args)
 
 
+def test_forms_judges_consistency_rows_by_the_suites_checks():
+    from benchmarks import consistency
+
+    bounds = np.array([consistency.upper_bound(task) for task in consistency.TASKS])
+    frame = pd.DataFrame(
+        {
+            "task": [*consistency.TASKS, "1v1-normal-0.75"],
+            "upper bound": [*bounds, np.nan],
+            "truth": [np.nan] * len(bounds) + [0.41],
+            "estimator": "rfmi",
+            "variant": "v",
+            "orthogonal": [*(bounds + 1.0), 0.4],
+            "mmse-gap": [*(0.95 * bounds), 0.4],
+            "cross": [*(0.5 * bounds + 0.5), 0.4],
+        }
+    )
+    checks = forms.consistency_checks_by_form(frame).set_index("form")
+    assert list(checks.estimator.unique()) == ["rfmi v"]
+    assert checks.loc["orthogonal", "independent"] == pytest.approx(1.0)
+    assert checks.loc["orthogonal", "above_bound"] == len(bounds) - 1
+    assert checks.loc["mmse-gap", "independent"] == 0 and checks.loc["mmse-gap", "above_bound"] == 0
+    assert checks.loc["cross", "independent"] == pytest.approx(0.5)
+    assert forms.consistency_checks_by_form(frame.drop(columns="upper bound")).empty
+
+
 def test_coverage_counts_seed_intervals_that_hold_the_truth(tmp_path):
     from benchmarks import coverage
 
