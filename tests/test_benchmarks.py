@@ -360,6 +360,11 @@ def test_targets_name_the_best_miest_estimator_and_judge_both_targets():
     text = "\n".join(targets(alone, **get_suite("v1-100k").targets))
     assert "succeeds on 39 of 40 tasks (target: at least 39 of 40). Met." in text
     assert "Published at this size (MMG paper, arXiv 2509.20609)" in text and "sampling 39" in text
+    # judged on the 32 tasks both have run, yet mine already succeeds on 39 of its 40
+    ahead = _summary({"rfmi": 30, "mine": 39}, 40, seconds).assign(n=100_000, seeds=1)
+    ahead = ahead[(ahead.estimator == "mine") | ~ahead.task.isin([f"t{i}" for i in range(8)])]
+    text = "\n".join(targets(ahead, **get_suite("v1-100k").targets))
+    assert "Met by `mine`, on 39 of the 40 tasks it has run." in text
     short = _summary({"rfmi": 38, "mine": 31}, 40, seconds).assign(n=100_000, seeds=1)
     assert "Not met." in "\n".join(targets(short, **get_suite("v1-100k").targets))
 
