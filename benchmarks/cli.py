@@ -8,6 +8,7 @@ miest-bench report --suite quick [--out results]           # any suite run befor
 miest-bench run --suite v1 --jobs 8 --dask tcp://scheduler:8786   # on a Dask cluster
 miest-bench run --suite v1-100k --estimators rfmi              # part of a suite now
 miest-bench leaderboard                                    # results/LEADERBOARD.md
+miest-bench prune --suite v1 [--dry-run]                   # drop caches of changed jobs
 
 A plugin file registers your own estimators and tasks (benchmarks.register_estimator,
 benchmarks.register_task); a suite file is TOML (benchmarks.Suite.from_file).
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.plugins import load_plugins
 from benchmarks.report import write_report
-from benchmarks.runner import dask_executor, run_suite
+from benchmarks.runner import dask_executor, run_suite, stale_cache_files
 from benchmarks.suites import SUITES, Suite, get_suite
 
 
@@ -60,13 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     report = commands.add_parser("report", help="write REPORT.md and plots from results.csv")
     report.add_argument("--suite", required=True, help="a suite's name (its folder in --out)")
+    prune = commands.add_parser(
+        "prune", help="remove cached jobs that the suite no longer has (after a default changed)"
+    )
+    prune.add_argument("--suite", required=True, help="a suite's name (its folder in --out)")
+    prune.add_argument("--dry-run", action="store_true", help="list the files, remove nothing")
     board = commands.add_parser(
         "leaderboard", help="LEADERBOARD.md and its plot from every suite's results"
     )
     board.add_argument(
         "--readme", type=Path, default=Path("README.md"), help="copy the headline in here"
     )
-    for sub in (run, report, board):
+    for sub in (run, report, prune, board):
         sub.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     return parser
 
@@ -112,6 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             suite = _saved_suite(args.out, args.suite)
             print(f"wrote {write_report(args.out / args.suite, suite)}")
+            return 0
+        if args.command == "prune":
+            suite = _saved_suite(args.out, args.suite)
+            stale = stale_cache_files(args.out / args.suite / "cache", suite.jobs())
+            for path in stale:
+                print(path)
+                if not args.dry_run:
+                    path.unlink()
+            verb = "would remove" if args.dry_run else "removed"
+            print(f"{verb} {len(stale)} stale cached job(s) of suite {args.suite!r}")
             return 0
         load_plugins(args.plugin)
         suite = _suite(args)

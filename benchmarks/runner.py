@@ -137,6 +137,13 @@ def cached_rows(cache: Path, jobs: Iterable[Job]) -> list[dict]:
     return rows
 
 
+def stale_cache_files(cache: Path, jobs: Iterable[Job]) -> list[Path]:
+    """Cached files that belong to no job of ``jobs``: left behind when a default or an
+    option changed (a job's key holds every hyper-parameter), and never read again."""
+    keys = {job.key for job in jobs}
+    return sorted(path for path in cache.glob("*.json") if path.stem not in keys)
+
+
 def _write_csv(path: Path, rows: list[dict], kind: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS[kind])
     frame = frame.sort_values(["task", "estimator", "n", "seed"], kind="stable")

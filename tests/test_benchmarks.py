@@ -383,9 +383,22 @@ def test_committed_caches_belong_to_current_jobs(name):
     from pathlib import Path
 
     cache = Path(__file__).parents[1] / "results" / name / "cache"
-    keys = {job.key for job in get_suite(name).jobs()}
-    files = {path.stem for path in cache.glob("*.json")}
-    assert files and files <= keys, sorted(files - keys)[:3]
+    stale = runner.stale_cache_files(cache, get_suite(name).jobs())
+    assert any(cache.glob("*.json")) and not stale, stale[:3]
+
+
+def test_prune_removes_only_the_cached_jobs_a_suite_no_longer_has(tmp_path, capsys):
+    suite = get_suite("quick")
+    cache = tmp_path / "quick" / "cache"
+    cache.mkdir(parents=True)
+    current = cache / f"{suite.jobs()[0].key}.json"
+    stale = cache / "1v1-normal-0.75__minde-c__s0__n5000__000000000000.json"
+    for path in (current, stale):
+        path.write_text("[]")
+    assert main(["prune", "--suite", "quick", "--dry-run", "--out", str(tmp_path)]) == 0
+    assert "would remove 1 stale" in capsys.readouterr().out and stale.exists()
+    assert main(["prune", "--suite", "quick", "--out", str(tmp_path)]) == 0
+    assert not stale.exists() and current.exists()
 
 
 def _readme_block(name: str) -> str:
