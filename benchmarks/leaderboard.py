@@ -17,7 +17,8 @@ that has one and writes ``<out>/LEADERBOARD.md`` and ``<out>/leaderboard.png`` (
 A suite whose jobs are not all finished is marked "partial" with its count of finished
 jobs; its cells count what has run. The README's headline (the best estimator on v1 at
 n = 10,000, and the table) is copied in by the same command between the markers
-``<!-- leaderboard -->`` and ``<!-- /leaderboard -->``.
+``<!-- leaderboard -->`` and ``<!-- /leaderboard -->``, and so are the README's copies of
+report sections (``REPORT_COPIES``: the quick suite's table, the v1 targets).
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ from miest.files import pyplot, save_figure, write_atomically
 
 MARKERS = ("<!-- leaderboard -->", "<!-- /leaderboard -->")
 HEADLINE = "v1 n=10,000"  # the column the README's headline is read from
+#: README blocks copied from suites' reports: marker name -> (suite, section, paragraphs)
+REPORT_COPIES = {
+    "quick summary": ("quick", "Successes and cost per estimator", 1),
+    "v1 targets": ("v1", "Targets", 2),
+}
 
 
 @dataclass(frozen=True)
@@ -191,14 +197,26 @@ def write(out: Path = Path("results"), readme: Path | None = Path("README.md")) 
     path = out / "LEADERBOARD.md"
     write_atomically(path, text)
     if readme is not None and readme.exists():
-        _update_readme(readme, summary)
+        text = _replace_block(readme.read_text(), *MARKERS, summary)
+        for name, block in report_blocks(out).items():
+            text = _replace_block(text, f"<!-- begin {name} -->", f"<!-- end {name} -->", block)
+        write_atomically(readme, text)
     return path
 
 
-def _update_readme(readme: Path, block: str) -> None:
-    text = readme.read_text()
-    start, end = MARKERS
+def report_blocks(out: Path) -> dict[str, str]:
+    """The README's copies of report sections (``REPORT_COPIES``) whose report exists."""
+    blocks = {}
+    for name, (suite, section, paragraphs) in REPORT_COPIES.items():
+        report = out / suite / "REPORT.md"
+        if report.exists():
+            body = report.read_text().split(f"## {section}\n\n")[1]
+            blocks[name] = "\n\n".join(body.split("\n\n")[:paragraphs])
+    return blocks
+
+
+def _replace_block(text: str, start: str, end: str, block: str) -> str:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise ValueError(f"{readme} has no {start} ... {end} markers for the headline")
-    write_atomically(readme, pattern.sub(lambda _: f"{start}\n{block}\n{end}", text))
+        raise ValueError(f"the README has no {start} ... {end} markers")
+    return pattern.sub(lambda _: f"{start}\n{block}\n{end}", text)

@@ -146,6 +146,8 @@ def stale_cache_files(cache: Path, jobs: Iterable[Job]) -> list[Path]:
 
 def _write_csv(path: Path, rows: list[dict], kind: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS[kind])
+    counts = [c for c in ("seed", "n", "dim_x", "dim_y") if c in frame]
+    frame[counts] = frame[counts].astype("Int64")  # integers even beside a failed row's gaps
     frame = frame.sort_values(["task", "estimator", "n", "seed"], kind="stable")
     write_atomically(path, frame.to_csv(index=False))
     return frame
@@ -237,7 +239,8 @@ def run_suite(
         and (estimators is None or job.estimator in estimators)
     ]
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    rows, failed = cached_rows(cache, jobs), []
+    rows = cached_rows(cache, jobs)
+    failed = _earlier_failures(folder / "results.csv", jobs, todo, cache)
     bar = tqdm(total=len(todo), desc=f"suite {suite.name}", disable=not progress)
     for job, new in _results(todo, workers, executor, threads, plugins):
         bar.update()
@@ -250,6 +253,29 @@ def run_suite(
         _write_csv(folder / "results.csv", rows + failed, suite.kind)
     bar.close()
     return _write_csv(folder / "results.csv", rows + failed, suite.kind)
+
+
+def _earlier_failures(csv: Path, jobs: list[Job], todo: list[Job], cache: Path) -> list[dict]:
+    """The failed rows of an earlier run for jobs that this run leaves alone (another
+    estimator's, with ``estimators=``): failures are not cached, so without this a partial
+    run would drop them from ``results.csv`` and a report would forget they were tried."""
+    if not csv.exists():
+        return []
+    attempted = {job.key for job in todo}
+    skipped = {
+        (job.task, job.estimator, job.seed, job.n)
+        for job in jobs
+        if job.key not in attempted and not (cache / f"{job.key}.json").exists()
+    }
+    earlier = pd.read_csv(csv)
+    if "error" not in earlier or earlier.empty:
+        return []
+    earlier = earlier[earlier["error"].notna() & (earlier["error"].astype(str) != "")]
+    keep = [
+        (row.task, row.estimator, int(row.seed), int(row.n)) in skipped
+        for row in earlier.itertuples()
+    ]
+    return earlier[keep].to_dict("records")
 
 
 def _results(

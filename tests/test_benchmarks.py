@@ -123,6 +123,19 @@ def test_failed_jobs_are_reported_not_cached(tmp_path):
         runner.run_suite(unknown, tmp_path, progress=False)
 
 
+def test_a_partial_run_keeps_the_other_estimators_failures(tmp_path):
+    options = {"bmi-ksg": {"no_such_option": 1}}
+    suite = Suite(
+        "part", "", tasks=("1v1-normal-0.75",), estimators=("bmi-ksg", "bmi-cca"), options=options
+    )
+    runner.run_suite(suite, tmp_path, progress=False, estimators=["bmi-ksg"])
+    frame = runner.run_suite(suite, tmp_path, progress=False, estimators=["bmi-cca"])
+    assert list(frame.estimator) == ["bmi-cca", "bmi-ksg"]
+    assert "no_such_option" in frame.set_index("estimator").error["bmi-ksg"]
+    retried = runner.run_suite(suite, tmp_path, progress=False, estimators=["bmi-ksg"])
+    assert len(retried) == 2  # retried, not duplicated
+
+
 def test_a_job_failed_on_every_seed_is_a_miss_not_a_pending_task():
     from benchmarks.report import summarise
 

@@ -37,6 +37,23 @@ def test_cells_count_successes_and_the_readme_gets_the_headline(tmp_path):
     assert (tmp_path / "leaderboard.png").stat().st_size > 0
 
 
+def test_report_sections_are_copied_into_their_readme_blocks(tmp_path):
+    (tmp_path / "v1").mkdir()
+    _mi_rows(10_000, {"rfmi": [2.1]}).to_csv(tmp_path / "v1" / "results.csv", index=False)
+    (tmp_path / "v1" / "REPORT.md").write_text(
+        "# R\n\n## Targets\n\njudged\n\n- verdict\n\n| table |\n\n## Next\n"
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "<!-- leaderboard -->\n<!-- /leaderboard -->\n"
+        "<!-- begin v1 targets -->\nstale\n<!-- end v1 targets -->\n"
+    )
+    leaderboard.write(tmp_path, readme)  # no quick report: its block is left alone
+    text = readme.read_text()
+    assert "<!-- begin v1 targets -->\njudged\n\n- verdict\n<!-- end v1 targets -->" in text
+    assert "stale" not in text and "| table |" not in text
+
+
 def test_missing_results_or_markers_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no suite results"):
         leaderboard.write(tmp_path, None)
