@@ -56,6 +56,12 @@ class Conditions:
     def __len__(self) -> int:
         return len(next(iter(self.with_prompt.values())))
 
+    def subset(self, rows: Tensor) -> Conditions:
+        """The conditions of the prompts ``rows`` (the empty prompt's unchanged)."""
+        return Conditions(
+            {key: value[rows] for key, value in self.with_prompt.items()}, self.without
+        )
+
     def batch(self, rows: Tensor) -> dict[str, Tensor]:
         """Denoiser keyword arguments for ``[without] * len(rows) + [with_prompt[rows]]``."""
         return {

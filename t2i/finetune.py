@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from miest.files import write_atomically
 from miest.paths import training_target
 from t2i.dataset import read_dataset
-from t2i.families import DiffusersModel, model_for
+from t2i.families import Conditions, DiffusersModel, model_for
 from t2i.loading import as_model
 
 INFO = "t2i_adapter.json"
@@ -68,6 +68,9 @@ class FinetuneConfig:
     # load_lora_weights drops text encoders' DoRA magnitudes, measured on 0.42.1)
     train_text_encoder: bool = False
     gradient_checkpointing: bool = False  # less memory (1024² models), same result, slower
+    # share of training rows whose prompt is replaced by the empty prompt, as in the base
+    # models' training: keeps the unconditional branch that guidance uses from drifting
+    prompt_dropout: float = 0.0
     seed: int = 0
 
     def resolved(self, model: DiffusersModel | type[DiffusersModel]) -> FinetuneConfig:
@@ -83,6 +86,8 @@ class FinetuneConfig:
         lo, hi = self.timestep_range
         if not 0 <= lo < hi <= 1000:
             raise ValueError(f"timestep_range must satisfy 0 <= lo < hi <= 1000, got {lo, hi}")
+        if not 0.0 <= self.prompt_dropout < 1.0:
+            raise ValueError(f"prompt_dropout must be in [0, 1), got {self.prompt_dropout}")
         if min(self.rank, self.batch_size, self.gradient_accumulation, self.checkpoint_every) < 1:
             raise ValueError(
                 "rank, batch_size, gradient_accumulation, checkpoint_every must be >= 1"
@@ -147,6 +152,19 @@ def _trained_modules(model: DiffusersModel, config: FinetuneConfig) -> dict[str,
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def drop_prompts(texts: Conditions, rate: float, generator) -> dict[str, torch.Tensor]:
+    """Denoiser keyword arguments for the batch ``texts``, each row's prompt replaced by
+    the empty prompt with probability ``rate`` (no draw at all when ``rate`` is 0)."""
+    if rate == 0:
+        return texts.with_prompt
+    dropped = torch.rand(len(texts), generator=generator) < rate
+    out = {}
+    for key, value in texts.with_prompt.items():
+        mask = dropped.to(value.device).view(-1, *[1] * (value.dim() - 1))
+        out[key] = torch.where(mask, texts.without[key].expand_as(value), value)
+    return out
 
 
 def loss_on_batch(
@@ -215,9 +233,9 @@ def finetune(
             batch = torch.randint(len(images), (config.batch_size,), generator=generator)
             if config.train_text_encoder:  # encode again, through the adapted encoders
                 texts = model.encode_prompts([prompts[i] for i in batch], grad=True)
-                batch_conditions = texts.with_prompt
             else:
-                batch_conditions = {k: v[batch] for k, v in conditions.with_prompt.items()}
+                texts = conditions.subset(batch)
+            batch_conditions = drop_prompts(texts, config.prompt_dropout, generator)
             with accelerator.autocast():
                 loss = loss_on_batch(model, latents[batch], batch_conditions, config, generator)
             accelerator.backward(loss / config.gradient_accumulation)

@@ -140,6 +140,23 @@ def test_resumed_run_reproduces_the_uninterrupted_one(models, tmp_path, determin
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("family", ["sd", "sd3"])
+def test_prompt_dropout_trains_some_rows_on_the_empty_prompt(models, family):
+    model = families.model_for(loading.load_pipeline(models[family] / "model"))
+    _, prompts, _ = dataset.read_dataset(models[family] / "set")
+    texts = model.encode_prompts(prompts).subset(torch.tensor([0, 1] * 200))
+    assert finetune.drop_prompts(texts, 0.0, None) is texts.with_prompt  # no draw at rate 0
+    dropped = finetune.drop_prompts(texts, 0.3, torch.Generator().manual_seed(0))
+    for key, value in dropped.items():
+        rows = value.flatten(1)
+        empty = (rows == texts.without[key].flatten(1)).all(1)
+        kept = (rows == texts.with_prompt[key].flatten(1)).all(1)
+        assert (empty | kept).all()  # each row is its own prompt or the empty one
+        assert 0.2 < empty.float().mean() < 0.4  # 400 rows at rate 0.3
+    with pytest.raises(ValueError, match=r"prompt_dropout must be in \[0, 1\)"):
+        finetune.FinetuneConfig(prompt_dropout=1.0).resolved(families.SDModel)
+
+
 def test_bad_input_is_a_clear_error(models, tmp_path):
     root = models["sd"]
     pipe = loading.load_pipeline(root / "model")

@@ -2,6 +2,7 @@
 selection of the experiment, and write the report (the CI version of the full run)."""
 
 import json
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -12,7 +13,14 @@ import t2i
 from t2i.families import SDModel
 from t2i.toy import models, report
 from t2i.toy.cli import main
-from t2i.toy.experiment import SELECTIONS, Arm, choose, diversity, study_arms
+from t2i.toy.experiment import (
+    SELECTIONS,
+    Arm,
+    choose,
+    diversity,
+    finetune_config,
+    study_arms,
+)
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +180,18 @@ def test_arm_keys_cover_resolved_defaults():
     # a base arm does not depend on fine-tuning settings
     assert Arm("sd", "colour", "base", rank=4).key == Arm("sd", "colour", "base").key
     assert Arm("sd", "colour", "mi").pool_key(1) == Arm("sd", "colour", "oracle").pool_key(1)
+
+
+def test_committed_arms_keep_their_keys_and_replicates_are_new_arms():
+    committed = Path(__file__).parents[1] / "results" / "t2i_toy" / "arms"
+    for arm in study_arms():  # settings added later leave the committed arms' keys alone
+        assert (committed / f"{arm.key}.csv").exists(), arm.name
+    arm = Arm("sd", "colour", "random")
+    again = Arm("sd", "colour", "random", replicate=1)
+    assert again.key != arm.key and again.name == "sd__colour__random__replicate=1"
+    assert finetune_config(again).seed == 1 and finetune_config(arm).seed == 0
+    assert Arm("sd", "colour", "mi", prompt_dropout=0.1).key != Arm("sd", "colour", "mi").key
+    assert finetune_config(Arm("sd", "colour", "mi", prompt_dropout=0.1)).prompt_dropout == 0.1
 
 
 def test_diversity_is_zero_for_repeats_and_positive_otherwise():

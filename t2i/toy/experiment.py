@@ -41,6 +41,9 @@ from t2i.toy.world import CATEGORIES, split
 SELECTIONS = ("base", "random", "mi", "oracle")
 EVAL_SETTINGS = ("guidance_scale", "sampling_steps", "eval_prompts", "eval_seeds")
 POOL_GENERATION = {"seed": 0, "weighting": "quadrature"}  # how pools are drawn and scored
+#: settings added after the first arms were run, left out of an arm's key at these
+#: defaults so that the committed arms keep their keys (arm and fine-tuning settings)
+LATER_DEFAULTS = {"prompt_dropout": 0.0, "replicate": 0}
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Arm:
     train_prompts: int = 24  # training prompts per round (their pool: M images each)
     eval_prompts: int = 32  # held-out prompts
     eval_seeds: int = 4
+    prompt_dropout: float = 0.0  # fine-tuning rows trained on the empty prompt
+    replicate: int = 0  # another random draw from the pool and another fine-tuning seed
 
     def __post_init__(self):
         if self.family not in models.FAMILIES:
@@ -95,7 +100,9 @@ class Arm:
             settings = {name: getattr(self, name) for name in EVAL_SETTINGS}
             return {"family": self.family, "category": self.category, **settings}
         resolved = finetune_config(self).resolved(FAMILIES[self.family])
-        return asdict(self) | {"finetune": asdict(resolved)}
+        return _without_later_defaults(asdict(self)) | {
+            "finetune": _without_later_defaults(asdict(resolved))
+        }
 
     @property
     def key(self) -> str:
@@ -130,6 +137,10 @@ class Arm:
         return job_key(name, config)
 
 
+def _without_later_defaults(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
+
+
 def finetune_config(arm: Arm) -> FinetuneConfig:
     """The fine-tuning configuration of a selected arm's rounds."""
     return FinetuneConfig(
@@ -142,6 +153,8 @@ def finetune_config(arm: Arm) -> FinetuneConfig:
         gradient_accumulation=1,
         timestep_range=(0, 1000),
         checkpoint_every=50,
+        prompt_dropout=arm.prompt_dropout,
+        seed=arm.replicate,
     )
 
 
@@ -240,7 +253,7 @@ class Experiment:
             if (folder / "adapter" / INFO).exists():
                 continue
             pool = self.pool(arm, number, train_prompts)
-            chosen = choose(pool, arm.selection, arm.keep, seed=number)
+            chosen = choose(pool, arm.selection, arm.keep, seed=number + 1000 * arm.replicate)
             pool_dir = (self.work / "pools" / arm.pool_key(number)).resolve()
             rows = [
                 {"file_name": str(pool_dir / f), "text": t, "mi": m, "score": s}
