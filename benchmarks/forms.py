@@ -99,17 +99,23 @@ def row_key(task: str, n: int, seed: int, est_name: str, variant: str, options: 
     return ResumableRows.key(config | {"options": resolved})
 
 
-def fit_row(est_name: str, variant: str, options: dict, seed: int, x, y) -> dict:
-    """One fit of ``est_name`` with ``options``; the MI of every form from one pass."""
+def fit_row(
+    est_name: str, variant: str, options: dict, seed: int, x, y, shuffled: bool = False
+) -> dict:
+    """One fit of ``est_name`` with ``options``; the MI of every form from one pass (and
+    with ``shuffled``, the cross form of the same fit on the held-out pairs with ``y``
+    permuted, ``cross shuffled``: a same-fit control whose exact value is 0)."""
     start = time.perf_counter()
     fitted = estimator(est_name, seed=seed, **{"threads": None} | options).fit(x, y)
     result = fitted.integrate()  # the held-out pairs, every form from one pass
+    control = {"cross shuffled": fitted.integrate(shuffled=True).mi("cross")} if shuffled else {}
     return {
         "estimator": est_name,
         "variant": variant,
         "options": json.dumps(options, sort_keys=True),
         "seed": seed,
         **{form: result.mi(form) for form in FORMS},
+        **control,
         "best_step": fitted.log_.best_step,
         "stopped_early": fitted.log_.stopped_early,
         "seconds": time.perf_counter() - start,
@@ -162,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", default=[*QUICK.tasks, *CONSISTENCY_TASKS])
     add_variant_options(parser)
     parser.add_argument("--csv", type=Path, help="append each fit here; a rerun resumes")
+    parser.add_argument(
+        "--shuffled",
+        action="store_true",
+        help="also record each fit's cross form on the held-out pairs with y permuted",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -182,12 +193,14 @@ def main(argv: list[str] | None = None) -> int:
                     if key in rows:
                         continue
                     row = {"task": name, "n": args.n, kind: reference}
-                    row |= fit_row(est_name, variant, options, seed, x, y) | {"key": key}
+                    row |= fit_row(est_name, variant, options, seed, x, y, args.shuffled)
+                    row |= {"key": key}
                     rows.append(row)
                     print(
                         f"{name:42s} {est_name:9s} {variant:10s} {seed:4d} {kind:>11s} "
                         f"{reference:5.3f} "
                         + " ".join(f"{row[f]:10.3f}" for f in FORMS)
+                        + (f" shuffled {row['cross shuffled']:.3f}" if args.shuffled else "")
                         + f"   ({row['seconds']:.0f} s)",
                         flush=True,
                     )
