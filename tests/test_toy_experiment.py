@@ -17,6 +17,7 @@ from t2i.toy.experiment import (
     SELECTIONS,
     Arm,
     choose,
+    control_arms,
     diversity,
     finetune_config,
     study_arms,
@@ -354,3 +355,48 @@ def test_selectors_command_writes_pools_verdict_and_plot(toy):
     stamp = [p.stat().st_mtime_ns for p in pools]
     assert main([*args, *options, "--family", "sd", "--category", "colour", "shape"]) == 0
     assert [p.stat().st_mtime_ns for p in pools] == stamp  # cached pools are reused
+
+
+def test_control_arms_replicate_oracle_and_random_on_every_prompt_they_may_use():
+    arms = control_arms(["sd"], ["colour", "shape"], replicates=2)
+    assert [a.selection for a in arms[:5]] == ["base", "oracle", "random", "oracle", "random"]
+    assert len({a.key for a in arms}) == len(arms) == 10
+    colour = arms[1]
+    assert (colour.train_prompts, colour.eval_prompts) == (135, 45)  # all of colour's
+    assert (arms[6].train_prompts, arms[6].eval_prompts) == (22, 8)  # shape has 22 and 8
+    assert arms[0].eval_prompts == colour.eval_prompts  # base: the same held-out prompts
+    assert {a.replicate for a in arms if a.selection == "random"} == {0, 1}
+    # the replicates of a selection share their pool, not their draw or fine-tuning seed
+    assert arms[2].pool_key(1) == arms[4].pool_key(1) == arms[1].pool_key(1)
+    assert finetune_config(arms[4]).seed == 1
+
+
+def _control_rows(gains: dict[str, float], replicates: int, prompts: int = 40) -> pd.DataFrame:
+    """Synthetic control arms: random at 30% all-correct, oracle at 30% + gain."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for category, gain in gains.items():
+        for selection, rate, reps in (("base", 0.3, 1), ("random", 0.3, replicates)):
+            rows += [(category, selection, r, rate) for r in range(reps)]
+        rows += [(category, "oracle", r, 0.3 + gain) for r in range(replicates)]
+    frame = [
+        {"family": "sd", "category": c, "selection": s, "replicate": r, "prompt": f"p{p}"}
+        | {"seed": seed, "all_correct": float(rng.random() < rate)}
+        for c, s, r, rate in rows
+        for p in range(prompts)
+        for seed in range(4)
+    ]
+    return pd.DataFrame(frame)
+
+
+def test_control_verdict_needs_two_categories_with_a_clear_gain_and_every_replicate():
+    mean, low, high = report.replicate_bootstrap(np.ones((3, 5, 4)), np.zeros((2, 5, 4)))
+    assert mean == low == high == 1.0
+    table, verdict = report.control_table(_control_rows({"colour": 0.4, "shape": 0.4}, 3))
+    assert list(table["control"]) == ["met", "met"] and "Met." in verdict
+    assert (table["oracle"] - table["random"]).between(30, 50).all()
+    table, verdict = report.control_table(_control_rows({"colour": 0.4, "shape": 0.0}, 3))
+    assert list(table["control"]) == ["met", "not met"] and "Not met." in verdict
+    table, verdict = report.control_table(_control_rows({"colour": 0.4, "shape": 0.4}, 1))
+    assert set(table["control"]) == {"open"} and "Open." in verdict
+    assert "Not run yet" in report.control_table(_control_rows({}, 3).iloc[:0])[1]

@@ -3,6 +3,7 @@
 t2i-toy train [--family sd sd3]                  # about 25 min per family on 2 cores
 t2i-toy run [--family sd] [--category colour] [--selection base mi] [-M 10 -k 1 ...]
 t2i-toy run --study                              # the main comparison and every variant
+t2i-toy run --control [--replicates 3]           # the positive control: oracle vs random
 t2i-toy report                                   # results/t2i_toy/REPORT.md
 t2i-toy forms                                    # point-wise forms vs -log p(prompt)
 t2i-toy selectors                                # MI rules on candidate pools, no fine-tuning
@@ -56,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the whole study (main comparison, then one varied setting at a time) "
         "for the chosen families and categories; other settings are ignored",
     )
+    run.add_argument(
+        "--control",
+        action="store_true",
+        help="run the positive control (oracle against random selection, replicated; results "
+        "in RESULTS/control) for the chosen families and categories; other settings are ignored",
+    )
+    run.add_argument("--replicates", type=int, default=3, help="with --control: fine-tunes per arm")
     report = commands.add_parser("report", help="write REPORT.md (and image grids)")
     forms = commands.add_parser(
         "forms", help="each point-wise form against the bound -log p(prompt) (forms/*.csv)"
@@ -114,9 +122,14 @@ def _train(args) -> int:
 def _run(args) -> int:
     from tqdm.auto import tqdm
 
-    from t2i.toy.experiment import Arm, Experiment, study_arms
+    from t2i.toy.experiment import Arm, Experiment, control_arms, study_arms
 
-    experiment = Experiment(args.models, args.work, args.results)
+    if args.study and args.control:
+        raise ValueError("choose --study or --control, not both")
+    if args.replicates < 1:
+        raise ValueError(f"--replicates must be at least 1, got {args.replicates}")
+    results = args.results / "control" if args.control else args.results
+    experiment = Experiment(args.models, args.work, results)
     settings = {
         "images_per_prompt": args.images_per_prompt,
         "keep": args.keep,
@@ -130,7 +143,9 @@ def _run(args) -> int:
         "eval_seeds": args.eval_seeds,
     }
     arms = (
-        study_arms(args.family, args.category)
+        control_arms(args.family, args.category, args.replicates)
+        if args.control
+        else study_arms(args.family, args.category)
         if args.study
         else [
             Arm(family, category, selection, **settings)

@@ -173,6 +173,39 @@ STUDY: tuple[tuple[tuple[str, ...], dict], ...] = (
 )
 
 
+#: The positive control: oracle against random selection where fine-tuning has room to
+#: carry a selection over to held-out prompts. Every training prompt of the category (at
+#: most ``CONTROL_TRAIN_PROMPTS``), 600 steps, ``CONTROL_REPLICATES`` fine-tunes per arm (another
+#: random draw and another fine-tuning seed each), and up to ``CONTROL_PROMPTS`` held-out
+#: prompts x 4 seeds; the settings come from a pilot on SD colour (results/t2i_toy/README.md).
+CONTROL = {"finetune_steps": 600, "learning_rate": 1e-4}
+CONTROL_TRAIN_PROMPTS = 135  # all of colour's; spatial's 810 would take an hour per pool
+CONTROL_PROMPTS = 128
+CONTROL_REPLICATES = 3
+
+
+def control_arms(
+    families=models.FAMILIES, categories=CATEGORIES, replicates: int = CONTROL_REPLICATES
+) -> list[Arm]:
+    """Per family and category: the base model and ``replicates`` oracle and random arms
+    (replicate-major, so a shorter run still pairs its arms), with :data:`CONTROL`."""
+    arms = []
+    for family in families:
+        for category in categories:
+            parts = split(category)
+            prompts = {
+                "train_prompts": min(len(parts["train"]), CONTROL_TRAIN_PROMPTS),
+                "eval_prompts": min(len(parts["held_out"]), CONTROL_PROMPTS),
+            }
+            arms.append(Arm(family, category, "base", eval_prompts=prompts["eval_prompts"]))
+            arms += [
+                Arm(family, category, selection, replicate=r, **CONTROL, **prompts)
+                for r in range(replicates)
+                for selection in ("oracle", "random")
+            ]
+    return arms
+
+
 def study_arms(families=models.FAMILIES, categories=CATEGORIES) -> list[Arm]:
     """Every arm of :data:`STUDY` for these families and categories, main comparison first."""
     return [

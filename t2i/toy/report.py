@@ -20,6 +20,7 @@ from t2i.toy.world import CATEGORIES
 BOOTSTRAP = 2000
 SUMMARY_BEGIN, SUMMARY_END = "<!-- begin toy summary -->", "<!-- end toy summary -->"
 ORDER = ("base", "random", "mi", "oracle")
+CONTROL_GAIN, CONTROL_CATEGORIES = 0.10, 2  # the positive control's target
 
 
 def main_settings(rows: pd.DataFrame) -> dict:
@@ -68,12 +69,86 @@ def bootstrap(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
     return float(values.mean()), float(low), float(high)
 
 
+def replicate_bootstrap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, ...]:
+    """(mean, low, high) of ``mean(a) - mean(b)`` for two arms' (replicates, prompts, seeds)
+    arrays on the same prompts and seeds: replicates resampled within each arm, prompts
+    (paired across the arms) and seeds within each prompt."""
+    rng = np.random.default_rng(seed)
+    n_prompts, n_seeds = a.shape[1:]
+    prompts = rng.integers(n_prompts, size=(BOOTSTRAP, 1, n_prompts, 1))
+    seeds = rng.integers(n_seeds, size=(BOOTSTRAP, 1, n_prompts, n_seeds))
+
+    def means(values: np.ndarray) -> np.ndarray:
+        reps = rng.integers(len(values), size=(BOOTSTRAP, len(values), 1, 1))
+        return values[reps, prompts, seeds].mean((1, 2, 3))
+
+    diffs = means(a) - means(b)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return float(a.mean() - b.mean()), float(low), float(high)
+
+
+def control_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The positive control per family and category (oracle against random selection,
+    ``t2i.toy.experiment.control_arms``) and the verdict: met when, in every family, at
+    least ``CONTROL_CATEGORIES`` categories gain at least ``CONTROL_GAIN`` with the 95% CI
+    above 0, each judged once all its replicates have run."""
+    from t2i.toy.experiment import CONTROL_REPLICATES
+
+    if rows.empty:
+        return pd.DataFrame(), "Not run yet (`t2i-toy run --control`)."
+    records = []
+    for (family, category), group in rows.groupby(["family", "category"], sort=False):
+        arms = {s: g for s, g in group.groupby("selection")}
+        record = {"family": family, "category": category}
+        if "base" in arms:
+            record["base"] = 100 * arms["base"]["all_correct"].mean()
+        tuned = {
+            s: np.stack([_matrix(g, "all_correct") for _, g in arms[s].groupby("replicate")])
+            for s in ("oracle", "random")
+            if s in arms
+        }
+        replicates = min((len(v) for v in tuned.values()), default=0)
+        record |= {s: 100 * v.mean() for s, v in tuned.items()} | {"replicates": replicates}
+        if len(tuned) == 2:
+            mean, low, high = replicate_bootstrap(tuned["oracle"], tuned["random"])
+            record["oracle - random (pp, 95% CI)"] = _fmt(mean, low, high)
+            passed = mean >= CONTROL_GAIN and low > 0
+            done = replicates >= CONTROL_REPLICATES
+            record["control"] = ("met" if passed else "not met") if done else "open"
+        records.append(record)
+    table = pd.DataFrame(records)
+    if table.empty or "control" not in table:
+        return table, "Not run yet (`t2i-toy run --control`)."
+    verdicts = []
+    for family, group in table.groupby("family", sort=False):
+        met, judged = (group["control"] == "met").sum(), (group["control"] != "open").sum()
+        state = "met" if met >= CONTROL_CATEGORIES else "open" if judged < len(group) else "not met"
+        verdicts.append((family, met, len(group), state))
+    overall = (
+        "Met."
+        if all(v[3] == "met" for v in verdicts)
+        else "Not met."
+        if any(v[3] == "not met" for v in verdicts)
+        else "Open."
+    )
+    detail = "; ".join(f"{f}: {m} of {n} categories" for f, m, n, _ in verdicts)
+    return table, (
+        f"Target: oracle - random at least {100 * CONTROL_GAIN:.0f} pp with the 95% CI above 0 "
+        f"in at least {CONTROL_CATEGORIES} categories per family. {overall} ({detail})"
+    )
+
+
 def load(results: str | Path) -> pd.DataFrame:
     """Every arm's rows from ``results/arms/*.csv`` in one table."""
     files = sorted(Path(results, "arms").glob("*.csv"))
     if not files:
         raise FileNotFoundError(f"no arm results in {Path(results, 'arms')}: run t2i-toy run")
-    return pd.concat([pd.read_csv(f).assign(arm=f.stem) for f in files], ignore_index=True)
+    from t2i.toy.experiment import LATER_DEFAULTS
+
+    frames = [pd.read_csv(f).assign(arm=f.stem) for f in files]
+    # arms run before a setting existed ran at its default
+    frames = [f.assign(**{k: v for k, v in LATER_DEFAULTS.items() if k not in f}) for f in frames]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _fmt(mean: float, low: float, high: float, percent: bool = True) -> str:
@@ -250,9 +325,19 @@ def write_report(results: str | Path, grids: list[Path] | None = None) -> Path:
     plot_headline(defaults, results / "all_correct")
     pools = load_pools(results)
     main_pools = pools[pools["pool"] == pool_label(settings)] if len(pools) else pools
+    has_control = any((results / "control").glob("arms/*.csv"))
+    control, control_verdict = control_table(load(results / "control") if has_control else rows[:0])
     parts = [
         "# Toy text-to-image world: does MI-selected fine-tuning improve alignment?\n",
         "Generated by `t2i-toy report` from `arms/*.csv` and `pools/*.csv` (see README).\n",
+        "## Positive control: does selection carry over at all?\n",
+        "Oracle (checker) selection against random selection from the same pools "
+        "(`t2i-toy run --control`: every training prompt of the category up to 135, "
+        "600 fine-tuning steps, independent replicates; all-correct % on the held-out "
+        "prompts x 4 seeds; CI: bootstrap over replicates, prompts and seeds). Until it "
+        "is met, the MI arms below answer nothing.\n",
+        control_verdict + "\n",
+        control.round(1).to_markdown(index=False) if len(control) else "",
         "## Summary: held-out all-correct rate (%)\n",
         SUMMARY_BEGIN,
         summary(defaults).to_markdown(index=False),
