@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--guidance-scale", type=float, default=4.0)
     run.add_argument("--sampling-steps", type=int, default=25)
     run.add_argument("--finetune-steps", type=int, default=200)
+    run.add_argument("--learning-rate", type=float, default=1e-4)
+    run.add_argument("--prompt-dropout", type=float, default=0.0)
     run.add_argument("--train-prompts", type=int, default=24)
     run.add_argument("--eval-prompts", type=int, default=32)
     run.add_argument("--eval-seeds", type=int, default=4)
@@ -138,6 +140,8 @@ def _run(args) -> int:
         "guidance_scale": args.guidance_scale,
         "sampling_steps": args.sampling_steps,
         "finetune_steps": args.finetune_steps,
+        "learning_rate": args.learning_rate,
+        "prompt_dropout": args.prompt_dropout,
         "train_prompts": args.train_prompts,
         "eval_prompts": args.eval_prompts,
         "eval_seeds": args.eval_seeds,
