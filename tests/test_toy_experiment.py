@@ -400,3 +400,15 @@ def test_control_verdict_needs_two_categories_with_a_clear_gain_and_every_replic
     table, verdict = report.control_table(_control_rows({"colour": 0.4, "shape": 0.4}, 1))
     assert set(table["control"]) == {"open"} and "Open." in verdict
     assert "Not run yet" in report.control_table(_control_rows({}, 3).iloc[:0])[1]
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        (["--control", "--study"], "choose --study or --control"),
+        (["--control", "--replicates", "0"], "at least 1"),
+    ],
+)
+def test_control_run_flags_are_checked(flags, match, tmp_path, capsys):
+    assert main(["run", *flags, "--models", str(tmp_path), "--results", str(tmp_path)]) == 2
+    assert match in capsys.readouterr().err
