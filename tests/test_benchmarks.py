@@ -300,6 +300,27 @@ def test_consistency_targets_name_each_failed_check_and_need_every_candidate():
     assert lines[4] == "- `minde-j`: not run yet."
 
 
+def test_bound_headroom_counts_estimates_beyond_the_bound_plus_the_tolerance():
+    from benchmarks.report import bound_headroom
+
+    rows = [  # (estimator, test, estimate); exact MI 1.8 and 0.5 for bounds 2.0 and 0.5
+        ("rfmi", "baseline", 2.1),  # above the bound, within the tolerance (0.18)
+        ("rfmi", "dpi", 0.7),  # above by more than the tolerance (0.1 nats below 1 nat)
+        ("rfmi", "independent", 5.0),  # not a dependent task
+    ]
+    truth = {"baseline": (1.8, 2.0), "dpi": (0.5, 0.5), "independent": (0.0, 0.0)}
+    table = pd.DataFrame(
+        [
+            {"estimator": e, "test": t, "task": t, "estimate": v}
+            | dict(zip(("true_mi", "upper_bound"), truth[t], strict=True))
+            for e, t, v in rows
+        ]
+    )
+    text = bound_headroom(table, ("rfmi", "minde-c"))
+    assert "90.0-100.0% of the bound on the 2 dependent tasks" in text
+    assert "at most 0.20 nats below it" in text and text.endswith("`rfmi` 1.")
+
+
 def test_atomic_writes_replace_whole_files_readable_by_all(tmp_path):
     target = tmp_path / "sub" / "results.csv"
     runner.write_atomically(target, "a,b\n1,2\n")
