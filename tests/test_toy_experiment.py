@@ -396,7 +396,11 @@ def test_control_verdict_needs_two_categories_with_a_clear_gain_and_every_replic
     assert list(table["control"]) == ["met", "met"] and "Met." in verdict
     assert (table["oracle"] - table["random"]).between(30, 50).all()
     table, verdict = report.control_table(_control_rows({"colour": 0.4, "shape": 0.0}, 3))
-    assert list(table["control"]) == ["met", "not met"] and "Not met." in verdict
+    assert list(table["control"]) == ["met", "not met"] and "Open." in verdict  # 2 unrun
+    gains = {"colour": 0.4, "shape": 0.0, "spatial": 0.05, "numeracy": 0.0}
+    table, verdict = report.control_table(_control_rows(gains, 3))
+    assert list(table["control"]) == ["met", "not met", "not met", "not met"]
+    assert "Not met." in verdict and "sd: 1 met of 4 judged" in verdict
     table, verdict = report.control_table(_control_rows({"colour": 0.4, "shape": 0.4}, 1))
     assert set(table["control"]) == {"open"} and "Open." in verdict
     assert "Not run yet" in report.control_table(_control_rows({}, 3).iloc[:0])[1]

@@ -15,6 +15,7 @@ from scipy.stats import kendalltau
 
 from miest.files import pyplot, save_figure, write_atomically
 from t2i.toy import selectors
+from t2i.toy.models import FAMILIES
 from t2i.toy.world import CATEGORIES
 
 BOOTSTRAP = 2000
@@ -87,6 +88,12 @@ def replicate_bootstrap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[fl
     return float(a.mean() - b.mean()), float(low), float(high)
 
 
+def _study_order(column: pd.Series) -> pd.Series:
+    """Families and categories in the study's order (sd before sd3, colour first)."""
+    order = {name: i for i, name in enumerate((*FAMILIES, *CATEGORIES))}
+    return column.map(order)
+
+
 def control_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The positive control per family and category (oracle against random selection,
     ``t2i.toy.experiment.control_arms``) and the verdict: met when, in every family, at
@@ -97,6 +104,7 @@ def control_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     if rows.empty:
         return pd.DataFrame(), "Not run yet (`t2i-toy run --control`)."
     records = []
+    rows = rows.sort_values(["family", "category"], key=_study_order, kind="stable")
     for (family, category), group in rows.groupby(["family", "category"], sort=False):
         arms = {s: g for s, g in group.groupby("selection")}
         record = {"family": family, "category": category}
@@ -109,21 +117,29 @@ def control_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         }
         replicates = min((len(v) for v in tuned.values()), default=0)
         record |= {s: 100 * v.mean() for s, v in tuned.items()} | {"replicates": replicates}
+        record["control"] = "open"
         if len(tuned) == 2:
             mean, low, high = replicate_bootstrap(tuned["oracle"], tuned["random"])
             record["oracle - random (pp, 95% CI)"] = _fmt(mean, low, high)
             passed = mean >= CONTROL_GAIN and low > 0
-            done = replicates >= CONTROL_REPLICATES
-            record["control"] = ("met" if passed else "not met") if done else "open"
+            if replicates >= CONTROL_REPLICATES:
+                record["control"] = "met" if passed else "not met"
         records.append(record)
-    table = pd.DataFrame(records)
-    if table.empty or "control" not in table:
-        return table, "Not run yet (`t2i-toy run --control`)."
+    columns = ["family", "category", "base", "random", "oracle", "replicates"]
+    columns += ["oracle - random (pp, 95% CI)", "control"]
+    table = pd.DataFrame(records).reindex(columns=columns)
     verdicts = []
     for family, group in table.groupby("family", sort=False):
-        met, judged = (group["control"] == "met").sum(), (group["control"] != "open").sum()
-        state = "met" if met >= CONTROL_CATEGORIES else "open" if judged < len(group) else "not met"
-        verdicts.append((family, met, len(group), state))
+        met = (group["control"] == "met").sum()
+        unjudged = len(CATEGORIES) - (group["control"] != "open").sum()
+        state = (
+            "met"
+            if met >= CONTROL_CATEGORIES
+            else "open"
+            if met + unjudged >= CONTROL_CATEGORIES
+            else "not met"
+        )
+        verdicts.append((family, met, (group["control"] != "open").sum(), state))
     overall = (
         "Met."
         if all(v[3] == "met" for v in verdicts)
@@ -131,7 +147,7 @@ def control_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         if any(v[3] == "not met" for v in verdicts)
         else "Open."
     )
-    detail = "; ".join(f"{f}: {m} of {n} categories" for f, m, n, _ in verdicts)
+    detail = "; ".join(f"{f}: {m} met of {n} judged" for f, m, n, _ in verdicts)
     return table, (
         f"Target: oracle - random at least {100 * CONTROL_GAIN:.0f} pp with the 95% CI above 0 "
         f"in at least {CONTROL_CATEGORIES} categories per family. {overall} ({detail})"
@@ -337,7 +353,7 @@ def write_report(results: str | Path, grids: list[Path] | None = None) -> Path:
         "prompts x 4 seeds; CI: bootstrap over replicates, prompts and seeds). Until it "
         "is met, the MI arms below answer nothing.\n",
         control_verdict + "\n",
-        control.round(1).to_markdown(index=False) if len(control) else "",
+        control.round(1).to_markdown(index=False) + "\n" if len(control) else "",
         "## Summary: held-out all-correct rate (%)\n",
         SUMMARY_BEGIN,
         summary(defaults).to_markdown(index=False),
