@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--finetune-steps", type=int, default=200)
     run.add_argument("--learning-rate", type=float, default=1e-4)
     run.add_argument("--prompt-dropout", type=float, default=0.0)
+    run.add_argument("--replicate", type=int, default=0, help="another random draw and FT seed")
     run.add_argument("--train-prompts", type=int, default=24)
     run.add_argument("--eval-prompts", type=int, default=32)
     run.add_argument("--eval-seeds", type=int, default=4)
@@ -142,6 +143,7 @@ def _run(args) -> int:
         "finetune_steps": args.finetune_steps,
         "learning_rate": args.learning_rate,
         "prompt_dropout": args.prompt_dropout,
+        "replicate": args.replicate,
         "train_prompts": args.train_prompts,
         "eval_prompts": args.eval_prompts,
         "eval_seeds": args.eval_seeds,
