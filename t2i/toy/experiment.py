@@ -177,7 +177,7 @@ STUDY: tuple[tuple[tuple[str, ...], dict], ...] = (
 #: carry a selection over to held-out prompts. Every training prompt of the category (at
 #: most ``CONTROL_TRAIN_PROMPTS``), 600 steps, ``CONTROL_REPLICATES`` fine-tunes per arm (another
 #: random draw and another fine-tuning seed each), and up to ``CONTROL_PROMPTS`` held-out
-#: prompts x 4 seeds; the settings come from a pilot on SD colour (results/t2i_toy/README.md).
+#: prompts x 4 seeds; the settings come from a pilot on SD colour (results/README.md).
 CONTROL = {"finetune_steps": 600, "learning_rate": 1e-4}
 CONTROL_TRAIN_PROMPTS = 135  # all of colour's; spatial's 810 would take an hour per pool
 CONTROL_PROMPTS = 128

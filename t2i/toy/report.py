@@ -130,8 +130,8 @@ def control_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     table = pd.DataFrame(records).reindex(columns=columns)
     verdicts = []
     for family, group in table.groupby("family", sort=False):
-        met = (group["control"] == "met").sum()
-        unjudged = len(CATEGORIES) - (group["control"] != "open").sum()
+        met, judged = (group["control"] == "met").sum(), (group["control"] != "open").sum()
+        unjudged = len(CATEGORIES) - judged
         state = (
             "met"
             if met >= CONTROL_CATEGORIES
@@ -139,7 +139,7 @@ def control_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             if met + unjudged >= CONTROL_CATEGORIES
             else "not met"
         )
-        verdicts.append((family, met, (group["control"] != "open").sum(), state))
+        verdicts.append((family, met, judged, state))
     overall = (
         "Met."
         if all(v[3] == "met" for v in verdicts)
